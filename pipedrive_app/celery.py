@@ -1,0 +1,16 @@
+"""The Celery application.
+
+With ``CELERY_BROKER_URL`` unset (the default for ``make run`` and the first test pass), tasks run
+eagerly in the calling process; with it set, they go to the broker and ``make worker`` / ``make beat``
+run them.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipedrive_app.settings")
+
+app = Celery("pipedrive_app")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,210 @@
+"""One settings module; every deploy-specific value comes from the environment.
+
+The names below are a contract (see docs/architecture.md and .env.example). With nothing set, the
+app runs for development: SQLite, Celery tasks run eagerly, development-only secrets. With
+``DEBUG`` off, a missing production secret stops the start with a clear error.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_dotenv = BASE_DIR / ".env"
+if _dotenv.exists():
+    env.read_env(str(_dotenv))
+
+# Under pytest the suite supplies its own values; the production checks below do not apply.
+TESTING = "pytest" in sys.modules or sys.argv[1:2] == ["test"]
+
+DEBUG = env.bool("DEBUG", default=False)
+_DEV = DEBUG or TESTING
+
+
+def _required(name: str, dev_default: str) -> str:
+    """A secret production must set; development and tests fall back to ``dev_default``."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if _DEV:
+        return dev_default
+    raise ImproperlyConfigured(
+        f"{name} is not set. It is required when DEBUG is off; see .env.example."
+    )
+
+
+SECRET_KEY = _required("SECRET_KEY", "dev-only-insecure-secret-key-do-not-use-in-production")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+APP_BASE_URL = env.str("APP_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "pipedrive_app.core",
+    "pipedrive_app.installations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pipedrive_app.urls"
+WSGI_APPLICATION = "pipedrive_app.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions take SQLite's writer lock at BEGIN, which is what makes token refresh
+    # single-flight in the default set-up (select_for_update is a no-op on SQLite).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# --- Internationalisation -------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Security -------------------------------------------------------------------------------------
+# Pipedrive's review expects the app to trust its reverse proxy's scheme (platform guide §6).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+_HTTPS = APP_BASE_URL.startswith("https://")
+SESSION_COOKIE_SECURE = _HTTPS
+CSRF_COOKIE_SECURE = _HTTPS
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[APP_BASE_URL])
+X_FRAME_OPTIONS = "DENY"
+
+# --- Celery ---------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or None
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "installations-refresh-idle-tokens": {
+        "task": "pipedrive_app.installations.tasks.refresh_idle_refresh_tokens",
+        "schedule": 6 * 60 * 60,
+    },
+    "installations-purge-expired-oauth-states": {
+        "task": "pipedrive_app.installations.tasks.purge_expired_oauth_states",
+        "schedule": 60 * 60,
+    },
+}
+
+# --- Pipedrive ------------------------------------------------------------------------------------
+PIPEDRIVE_CLIENT_ID = _required("PIPEDRIVE_CLIENT_ID", "dev-client-id")
+PIPEDRIVE_CLIENT_SECRET = _required("PIPEDRIVE_CLIENT_SECRET", "dev-client-secret")
+PIPEDRIVE_JWT_SECRET = env.str("PIPEDRIVE_JWT_SECRET", default="") or PIPEDRIVE_CLIENT_SECRET
+PIPEDRIVE_OAUTH_URL = env.str("PIPEDRIVE_OAUTH_URL", default="https://oauth.pipedrive.com").rstrip("/")
+PIPEDRIVE_ALLOWED_API_DOMAINS = env.list(
+    "PIPEDRIVE_ALLOWED_API_DOMAINS", default=["https://*.pipedrive.com"]
+)
+PIPEDRIVE_REQUIRE_STATE = env.bool("PIPEDRIVE_REQUIRE_STATE", default=False)
+PIPEDRIVE_SANDBOX = env.bool("PIPEDRIVE_SANDBOX", default=False)
+PIPEDRIVE_REDIRECT_URI = f"{APP_BASE_URL}/oauth/callback"
+# Refresh an access token when less than this many seconds of it are left.
+PIPEDRIVE_TOKEN_REFRESH_MARGIN = env.int("PIPEDRIVE_TOKEN_REFRESH_MARGIN", default=300)
+# Pipedrive kills a refresh token unused for 60 days; refresh idle ones well before that.
+PIPEDRIVE_REFRESH_IDLE_DAYS = env.int("PIPEDRIVE_REFRESH_IDLE_DAYS", default=50)
+PIPEDRIVE_HTTP_TIMEOUT = env.float("PIPEDRIVE_HTTP_TIMEOUT", default=15.0)
+PIPEDRIVE_OAUTH_STATE_TTL = 10 * 60
+
+if urlsplit(PIPEDRIVE_OAUTH_URL).scheme == "http":
+    # oauthlib refuses plain HTTP. Allow it only for a loopback OAuth server (the sandbox, tests).
+    if urlsplit(PIPEDRIVE_OAUTH_URL).hostname not in {"127.0.0.1", "localhost", "::1"}:
+        raise ImproperlyConfigured("PIPEDRIVE_OAUTH_URL must be https unless it is on loopback.")
+    os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+
+
+def _dev_fernet_key(secret: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()).decode()
+
+
+# Fernet keys, newest first. Development derives one from SECRET_KEY so nothing is hard-coded.
+TOKEN_ENCRYPTION_KEYS = env.list("TOKEN_ENCRYPTION_KEYS", default=[]) or (
+    [_dev_fernet_key(SECRET_KEY)] if _DEV else []
+)
+if not TOKEN_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured("TOKEN_ENCRYPTION_KEYS is not set; see .env.example.")
+
+# --- Logging --------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "pipedrive_app.core.logging.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # urllib3 logs full URLs at DEBUG; keep it quiet so query strings never reach a log.
+        "urllib3": {"level": "WARNING"},
+        "oauthlib": {"level": "WARNING"},
+        "requests_oauthlib": {"level": "WARNING"},
+    },
+}
