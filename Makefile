@@ -9,7 +9,7 @@ PORT ?= 8000
 # Development defaults for `make run`: SQLite, Celery tasks run eagerly, DEBUG on.
 RUN_ENV := DEBUG=on
 
-.PHONY: run test worker beat migrate lint typecheck format check clean help
+.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers
 
 help:
 	@echo "make run        set up and start the app at http://$(HOST):$(PORT)/ (SQLite, eager tasks)"
@@ -47,7 +47,7 @@ lint: $(VENV)/.deps
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.deps
-	$(BIN)/mypy pipedrive_app extensions
+	DEBUG=on $(BIN)/mypy pipedrive_app extensions
 
 format: $(VENV)/.deps
 	$(BIN)/ruff format .
@@ -55,3 +55,38 @@ format: $(VENV)/.deps
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache
+
+# --- Pipedrive App Extensions SDK, vendored into static/ (committed: running the app needs no npm) ---
+# To upgrade: pick a version from `npm view @pipedrive/app-extensions-sdk versions`, set SDK_VERSION,
+# empty SDK_SHA256, run `make vendor-sdk`, review the diff, then pin the printed sha256 here.
+SDK_PACKAGE := @pipedrive/app-extensions-sdk
+SDK_VERSION := 0.15.1
+SDK_SHA256 := 84fca6fe823430fac564d7fc03bc16dfcbbe32bb6bfe5396bc90149b423f495f
+SDK_DIR := static/vendor/app-extensions-sdk
+
+vendor-sdk:
+	@command -v npm >/dev/null || { echo "vendor-sdk needs npm (apt-get install -y npm)" >&2; exit 1; }
+	@set -euo pipefail; tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	npm pack --silent --pack-destination "$$tmp" "$(SDK_PACKAGE)@$(SDK_VERSION)" >/dev/null; \
+	tar -xzf "$$tmp"/pipedrive-app-extensions-sdk-$(SDK_VERSION).tgz -C "$$tmp" \
+		package/dist/index.umd.js package/dist/index.umd.js.map package/LICENSE.md; \
+	sum="$$(sha256sum "$$tmp/package/dist/index.umd.js" | cut -d' ' -f1)"; \
+	if [ -n "$(SDK_SHA256)" ] && [ "$$sum" != "$(SDK_SHA256)" ]; then \
+		echo "index.umd.js sha256 $$sum does not match SDK_SHA256 $(SDK_SHA256)" >&2; exit 1; fi; \
+	mkdir -p $(SDK_DIR); \
+	cp "$$tmp/package/dist/index.umd.js" "$$tmp/package/dist/index.umd.js.map" $(SDK_DIR)/; \
+	cp "$$tmp/package/LICENSE.md" $(SDK_DIR)/LICENSE.md; \
+	printf '%s\n' "package: $(SDK_PACKAGE)" "version: $(SDK_VERSION)" "sha256: $$sum  index.umd.js" \
+		"source: npm pack $(SDK_PACKAGE)@$(SDK_VERSION), files dist/index.umd.js(.map) and LICENSE.md" \
+		> $(SDK_DIR)/VERSION; \
+	echo "vendored $(SDK_PACKAGE)@$(SDK_VERSION) into $(SDK_DIR) (index.umd.js sha256 $$sum)"
+
+# Browser tests drive Debian's Chromium (/usr/bin/chromium); never `playwright install`.
+browsers:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "chromium present: $$(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "Chromium is missing; browser tests will skip. Install it with: sudo apt-get install -y chromium"; \
+	fi

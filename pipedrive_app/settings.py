@@ -38,9 +38,7 @@ def _required(name: str, dev_default: str) -> str:
         return value
     if _DEV:
         return dev_default
-    raise ImproperlyConfigured(
-        f"{name} is not set. It is required when DEBUG is off; see .env.example."
-    )
+    raise ImproperlyConfigured(f"{name} is not set. It is required when DEBUG is off; see .env.example.")
 
 
 SECRET_KEY = _required("SECRET_KEY", "dev-only-insecure-secret-key-do-not-use-in-production")
@@ -130,6 +128,7 @@ X_FRAME_OPTIONS = "DENY"
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or None
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -155,11 +154,8 @@ PIPEDRIVE_CLIENT_ID = _required("PIPEDRIVE_CLIENT_ID", "dev-client-id")
 PIPEDRIVE_CLIENT_SECRET = _required("PIPEDRIVE_CLIENT_SECRET", "dev-client-secret")
 PIPEDRIVE_JWT_SECRET = env.str("PIPEDRIVE_JWT_SECRET", default="") or PIPEDRIVE_CLIENT_SECRET
 PIPEDRIVE_OAUTH_URL = env.str("PIPEDRIVE_OAUTH_URL", default="https://oauth.pipedrive.com").rstrip("/")
-PIPEDRIVE_ALLOWED_API_DOMAINS = env.list(
-    "PIPEDRIVE_ALLOWED_API_DOMAINS", default=["https://*.pipedrive.com"]
-)
+PIPEDRIVE_ALLOWED_API_DOMAINS = env.list("PIPEDRIVE_ALLOWED_API_DOMAINS", default=["https://*.pipedrive.com"])
 PIPEDRIVE_REQUIRE_STATE = env.bool("PIPEDRIVE_REQUIRE_STATE", default=False)
-PIPEDRIVE_SANDBOX = env.bool("PIPEDRIVE_SANDBOX", default=False)
 PIPEDRIVE_REDIRECT_URI = f"{APP_BASE_URL}/oauth/callback"
 # Refresh an access token when less than this many seconds of it are left.
 PIPEDRIVE_TOKEN_REFRESH_MARGIN = env.int("PIPEDRIVE_TOKEN_REFRESH_MARGIN", default=300)
@@ -174,15 +170,15 @@ if urlsplit(PIPEDRIVE_OAUTH_URL).scheme == "http":
         raise ImproperlyConfigured("PIPEDRIVE_OAUTH_URL must be https unless it is on loopback.")
     os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
+PIPEDRIVE_SANDBOX = env.bool("PIPEDRIVE_SANDBOX", default=False)
+
 
 def _dev_fernet_key(secret: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()).decode()
 
 
 # Fernet keys, newest first. Development derives one from SECRET_KEY so nothing is hard-coded.
-TOKEN_ENCRYPTION_KEYS = env.list("TOKEN_ENCRYPTION_KEYS", default=[]) or (
-    [_dev_fernet_key(SECRET_KEY)] if _DEV else []
-)
+TOKEN_ENCRYPTION_KEYS = env.list("TOKEN_ENCRYPTION_KEYS", default=[]) or ([_dev_fernet_key(SECRET_KEY)] if _DEV else [])
 if not TOKEN_ENCRYPTION_KEYS:
     raise ImproperlyConfigured("TOKEN_ENCRYPTION_KEYS is not set; see .env.example.")
 

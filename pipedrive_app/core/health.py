@@ -37,7 +37,7 @@ def _check_broker() -> str | None:
     from pipedrive_app.celery import app
 
     try:
-        with app.connection_for_write() as conn:
+        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:
         logger.warning("readiness: broker unreachable: %s", type(exc).__name__)

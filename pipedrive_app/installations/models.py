@@ -72,7 +72,9 @@ class Installation(models.Model):
     class Meta:
         ordering = ("company", "pk")
         constraints = [
-            models.UniqueConstraint(fields=("company", "pipedrive_user_id"), name="installation_unique_user_per_company"),
+            models.UniqueConstraint(
+                fields=("company", "pipedrive_user_id"), name="installation_unique_user_per_company"
+            ),
         ]
         indexes = [models.Index(fields=("company", "status"))]
 

@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -210,9 +210,7 @@ def _installation_store(*, grant: TokenGrant, me: CurrentUser) -> Installation:
         company.api_domain = grant.api_domain
         company.save(update_fields=["name", "domain", "api_domain", "updated_at"])
 
-    installation = (
-        Installation.objects.select_for_update().filter(company=company, pipedrive_user_id=me.id).first()
-    )
+    installation = Installation.objects.select_for_update().filter(company=company, pipedrive_user_id=me.id).first()
     kind = LifecycleEvent.Kind.REINSTALLED if installation is not None else LifecycleEvent.Kind.INSTALLED
     if installation is None:
         installation = Installation(company=company, pipedrive_user_id=me.id)
@@ -235,7 +233,7 @@ def _installation_store(*, grant: TokenGrant, me: CurrentUser) -> Installation:
     return installation
 
 
-def _apply_grant(installation: Installation, grant: TokenGrant, *, now: timezone.datetime) -> None:
+def _apply_grant(installation: Installation, grant: TokenGrant, *, now: datetime) -> None:
     installation.access_token = grant.access_token
     installation.refresh_token = grant.refresh_token
     installation.access_token_expires_at = now + timedelta(seconds=grant.expires_in)
@@ -321,9 +319,11 @@ class InstallationTokenSource:
 
     def access_token(self) -> str:
         if self._status != Installation.Status.ACTIVE:
-            raise NeedsReauth("the installation needs re-authorization") if (
-                self._status == Installation.Status.NEEDS_REAUTH
-            ) else InstallationNotActive("the installation is uninstalled")
+            raise (
+                NeedsReauth("the installation needs re-authorization")
+                if (self._status == Installation.Status.NEEDS_REAUTH)
+                else InstallationNotActive("the installation is uninstalled")
+            )
         if not self._token or self._expires_at is None or self._expires_at - timezone.now() < _refresh_margin():
             self._remember(installation_token_refresh(installation_id=self._installation_id))
         return self._token
@@ -349,7 +349,7 @@ def installation_client(*, installation: Installation) -> PipedriveClient:
     )
 
 
-def installations_due_for_idle_refresh(*, now: timezone.datetime | None = None) -> list[int]:
+def installations_due_for_idle_refresh(*, now: datetime | None = None) -> list[int]:
     cutoff = (now or timezone.now()) - timedelta(days=settings.PIPEDRIVE_REFRESH_IDLE_DAYS)
     return list(
         Installation.objects.filter(status=Installation.Status.ACTIVE, refresh_token_used_at__lt=cutoff)

@@ -122,7 +122,9 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
     try:
         installation = installation_create_from_code(code=code)
     except InstallError as exc:
-        return _problem(request, title="Installation did not complete", message=exc.message, status=502, retry=exc.retryable)
+        return _problem(
+            request, title="Installation did not complete", message=exc.message, status=502, retry=exc.retryable
+        )
 
     token = signing.dumps({"installation": installation.pk}, salt=_SUCCESS_SALT)
     response = redirect(f"/oauth/installed/?t={token}")

@@ -54,9 +54,7 @@ def _raise_for_token_error(response: requests.Response) -> requests.Response:
     if response.status_code == 200:
         return response
     if response.status_code >= 500:
-        raise PipedriveUnavailable(
-            f"OAuth server answered HTTP {response.status_code}", status=response.status_code
-        )
+        raise PipedriveUnavailable(f"OAuth server answered HTTP {response.status_code}", status=response.status_code)
     error = ""
     try:
         payload = response.json()
@@ -189,7 +187,9 @@ class PipedriveOAuth:
             raise PipedriveUnavailable("token response has no valid api_domain")
         if not api_domain_allowed(api_domain, self.allowed_api_domains):
             # Log the host, never the token: the host is what an operator needs to decide.
-            logger.warning("refusing api_domain %s: not in PIPEDRIVE_ALLOWED_API_DOMAINS", normalize_api_domain(api_domain))
+            logger.warning(
+                "refusing api_domain %s: not in PIPEDRIVE_ALLOWED_API_DOMAINS", normalize_api_domain(api_domain)
+            )
             raise ApiDomainNotAllowed(f"api_domain {normalize_api_domain(api_domain)} is not allowed")
         try:
             expires_in = int(token.get("expires_in") or 3599)  # type: ignore[call-overload]
@@ -203,4 +203,3 @@ class PipedriveOAuth:
             api_domain=str(normalize_api_domain(api_domain)),
             token_type=str(token.get("token_type") or "Bearer"),
         )
-

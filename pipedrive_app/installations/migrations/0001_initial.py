@@ -2,88 +2,134 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import pipedrive_app.core.crypto
 from django.db import migrations, models
+
+import pipedrive_app.core.crypto
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Company',
+            name="Company",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pipedrive_company_id', models.BigIntegerField(unique=True)),
-                ('name', models.CharField(blank=True, max_length=255)),
-                ('domain', models.CharField(blank=True, help_text="Pipedrive subdomain, e.g. 'acme'.", max_length=255)),
-                ('api_domain', models.URLField(help_text='Origin for API calls, from the token response.', max_length=255)),
-                ('installed_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("pipedrive_company_id", models.BigIntegerField(unique=True)),
+                ("name", models.CharField(blank=True, max_length=255)),
+                ("domain", models.CharField(blank=True, help_text="Pipedrive subdomain, e.g. 'acme'.", max_length=255)),
+                (
+                    "api_domain",
+                    models.URLField(help_text="Origin for API calls, from the token response.", max_length=255),
+                ),
+                ("installed_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'companies',
-                'ordering': ('name', 'pk'),
+                "verbose_name_plural": "companies",
+                "ordering": ("name", "pk"),
             },
         ),
         migrations.CreateModel(
-            name='LifecycleEvent',
+            name="LifecycleEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('installed', 'Installed'), ('reinstalled', 'Reinstalled'), ('user_uninstalled', 'User uninstalled'), ('company_uninstalled', 'Company uninstalled (data purged)')], max_length=24)),
-                ('source', models.CharField(choices=[('oauth', 'OAuth callback'), ('pipedrive', 'Pipedrive uninstall notification'), ('vendor', 'Vendor-side uninstall')], max_length=16)),
-                ('pipedrive_company_id', models.BigIntegerField(db_index=True)),
-                ('pipedrive_user_id', models.BigIntegerField(blank=True, null=True)),
-                ('occurred_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("installed", "Installed"),
+                            ("reinstalled", "Reinstalled"),
+                            ("user_uninstalled", "User uninstalled"),
+                            ("company_uninstalled", "Company uninstalled (data purged)"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("oauth", "OAuth callback"),
+                            ("pipedrive", "Pipedrive uninstall notification"),
+                            ("vendor", "Vendor-side uninstall"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("pipedrive_company_id", models.BigIntegerField(db_index=True)),
+                ("pipedrive_user_id", models.BigIntegerField(blank=True, null=True)),
+                ("occurred_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ('-occurred_at', '-pk'),
+                "ordering": ("-occurred_at", "-pk"),
             },
         ),
         migrations.CreateModel(
-            name='OAuthState',
+            name="OAuthState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state_hash', models.CharField(max_length=64, unique=True)),
-                ('browser_hash', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('used_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("state_hash", models.CharField(max_length=64, unique=True)),
+                ("browser_hash", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("used_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Installation',
+            name="Installation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pipedrive_user_id', models.BigIntegerField()),
-                ('name', models.CharField(blank=True, max_length=255)),
-                ('email', models.EmailField(blank=True, max_length=255)),
-                ('is_admin', models.BooleanField(default=False)),
-                ('locale', models.CharField(blank=True, max_length=32)),
-                ('timezone_name', models.CharField(blank=True, max_length=64)),
-                ('scopes', models.JSONField(blank=True, default=list)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('needs_reauth', 'Needs re-authorization'), ('uninstalled', 'Uninstalled')], db_index=True, default='active', max_length=16)),
-                ('access_token', pipedrive_app.core.crypto.EncryptedTextField(blank=True, null=True)),
-                ('refresh_token', pipedrive_app.core.crypto.EncryptedTextField(blank=True, null=True)),
-                ('access_token_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('refresh_token_used_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('last_refresh_at', models.DateTimeField(blank=True, null=True)),
-                ('last_refresh_error', models.CharField(blank=True, max_length=500)),
-                ('refresh_failures', models.PositiveIntegerField(default=0)),
-                ('installed_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('uninstalled_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='installations', to='installations.company')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("pipedrive_user_id", models.BigIntegerField()),
+                ("name", models.CharField(blank=True, max_length=255)),
+                ("email", models.EmailField(blank=True, max_length=255)),
+                ("is_admin", models.BooleanField(default=False)),
+                ("locale", models.CharField(blank=True, max_length=32)),
+                ("timezone_name", models.CharField(blank=True, max_length=64)),
+                ("scopes", models.JSONField(blank=True, default=list)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("needs_reauth", "Needs re-authorization"),
+                            ("uninstalled", "Uninstalled"),
+                        ],
+                        db_index=True,
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("access_token", pipedrive_app.core.crypto.EncryptedTextField(blank=True, null=True)),
+                ("refresh_token", pipedrive_app.core.crypto.EncryptedTextField(blank=True, null=True)),
+                ("access_token_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("refresh_token_used_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("last_refresh_at", models.DateTimeField(blank=True, null=True)),
+                ("last_refresh_error", models.CharField(blank=True, max_length=500)),
+                ("refresh_failures", models.PositiveIntegerField(default=0)),
+                ("installed_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("uninstalled_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="installations",
+                        to="installations.company",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('company', 'pk'),
-                'indexes': [models.Index(fields=['company', 'status'], name='installatio_company_4d3a74_idx')],
-                'constraints': [models.UniqueConstraint(fields=('company', 'pipedrive_user_id'), name='installation_unique_user_per_company')],
+                "ordering": ("company", "pk"),
+                "indexes": [models.Index(fields=["company", "status"], name="installatio_company_4d3a74_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("company", "pipedrive_user_id"), name="installation_unique_user_per_company"
+                    )
+                ],
             },
         ),
     ]

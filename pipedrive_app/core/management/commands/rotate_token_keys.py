@@ -11,6 +11,7 @@ from typing import Any
 from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import models, transaction
+from django.db.models.functions import Cast
 from tqdm import tqdm
 
 from pipedrive_app.core.crypto import EncryptedTextField, is_encrypted_with_newest_key, rotate
@@ -62,11 +63,13 @@ class Command(BaseCommand):
                             else:
                                 unchanged += 1
                     bar.update(len(batch))
-        self.stdout.write(self.style.SUCCESS(f"Re-encrypted {rotated} row(s); {unchanged} already under the newest key."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Re-encrypted {rotated} row(s); {unchanged} already under the newest key.")
+        )
 
     @staticmethod
     def _raw(model: type[models.Model], name: str) -> Any:
-        return models.functions.Cast(name, output_field=models.TextField())
+        return Cast(name, output_field=models.TextField())
 
 
 class _Raw(models.Value):

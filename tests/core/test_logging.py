@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import logging
+
+from pipedrive_app.core.logging import RedactSecretsFilter, redact
+
+
+def test_redacts_common_credential_shapes() -> None:
+    text = (
+        "Authorization: Bearer v1u:AQIBAHj+LzTNK1yuuuaLqifz "
+        "refresh_token=1:1:2a5496a8bdd0f8 {'access_token': 'abcdefgh123'} code=xyz&state=s "
+        '"http_auth_password": "hunter22"'
+    )
+    cleaned = redact(text)
+    for secret in ["v1u:AQIBAHj", "2a5496a8bdd0f8", "abcdefgh123", "code=xyz", "hunter22"]:
+        assert secret not in cleaned
+    assert "state=s" in cleaned  # not a secret
+
+
+def test_filter_rewrites_the_record_including_args() -> None:
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "token refreshed: %s", ("refresh_token=abc123456",), None
+    )
+    assert RedactSecretsFilter().filter(record)
+    assert "abc123456" not in record.getMessage()

@@ -1,0 +1,55 @@
+"""A production start without a required secret fails loudly; development needs none."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PIPEDRIVE_", "SECRET_KEY", "TOKEN_", "DEBUG"))}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "PIPEDRIVE_CLIENT_ID", "PIPEDRIVE_CLIENT_SECRET", "TOKEN_ENCRYPTION_KEYS"]
+)
+def test_production_start_without_a_secret_fails(missing: str) -> None:
+    env = {
+        "DEBUG": "off",
+        "SECRET_KEY": "x" * 50,
+        "PIPEDRIVE_CLIENT_ID": "id",
+        "PIPEDRIVE_CLIENT_SECRET": "secret",
+        "TOKEN_ENCRYPTION_KEYS": "8lWsdZ9yBq3Ww5o3cXmnH4sBH0AhFM9tZ5F1j5Zh0Y8=",
+    }
+    del env[missing]
+    result = _start(env)
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr
+
+
+def test_production_start_with_all_secrets_succeeds() -> None:
+    result = _start(
+        {
+            "DEBUG": "off",
+            "SECRET_KEY": "x" * 50,
+            "PIPEDRIVE_CLIENT_ID": "id",
+            "PIPEDRIVE_CLIENT_SECRET": "secret",
+            "TOKEN_ENCRYPTION_KEYS": "8lWsdZ9yBq3Ww5o3cXmnH4sBH0AhFM9tZ5F1j5Zh0Y8=",
+        }
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_development_start_needs_nothing() -> None:
+    result = _start({"DEBUG": "on"})
+    assert result.returncode == 0, result.stderr

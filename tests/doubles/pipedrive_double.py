@@ -1,0 +1,1252 @@
+"""A loopback HTTP double of Pipedrive: its OAuth server and the REST subset this app uses.
+
+Tests talk to it over real HTTP (``http.server`` on 127.0.0.1, an ephemeral port, a daemon thread),
+so the app's real ``requests`` sessions, retries and timeouts are exercised; other processes (a live
+server, a worker) reach it the same way through ``base_url``. ``base_url`` is both the OAuth server
+and the ``api_domain`` the token endpoint hands out.
+
+Behaviour follows docs/pipedrive-platform.md (sections 1, 4 and 5); where Pipedrive's OpenAPI files
+are stricter than Pipedrive itself, the double honours the files (see ``_compact``). Every request
+it receives is validated against v1.yaml/v2.yaml, and so is every response it produces for an
+operation it implements; problems collect in ``contract_violations`` (``tests/doubles/fixtures.py``
+fails a test that leaves any).
+
+Layout: secrets registry, records, state, replies, the double (lifecycle, seeding, control,
+observation, dispatch, OAuth endpoints, REST endpoints), the route table, the HTTP plumbing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import itertools
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from requests.structures import CaseInsensitiveDict
+
+from tests.doubles import openapi_contract
+from tests.doubles.openapi_contract import ExchangeRequest, ExchangeResponse
+
+AUTHORIZATION_CODE_LIFETIME = 5 * 60  # docs/marketplace-oauth-authorization: codes live 5 minutes
+REFRESH_TOKEN_IDLE_LIFETIME = 60 * 24 * 3600  # a refresh token dies after 60 days unused
+WEBHOOKS_PER_USER = 40  # docs/webhooks-for-apps
+MAX_PAGE_SIZE = 500
+DEFAULT_SCOPES = "base,deals:full,contacts:full,admin"
+UNAUTHORIZED_BODY = {"success": False, "error": "unauthorized access", "errorCode": 401}
+
+# --- secrets registry -------------------------------------------------------------------------------
+
+_issued: set[str] = set()
+_issued_lock = threading.Lock()
+
+
+def issued_secrets() -> frozenset[str]:
+    """Every token, code, client secret and webhook password any double in this process handled.
+
+    The suite scans all log output for these at the end of the run.
+    """
+    with _issued_lock:
+        return frozenset(_issued)
+
+
+def _remember_secret(value: str | None) -> None:
+    if value:
+        with _issued_lock:
+            _issued.add(value)
+
+
+# --- records ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the double received it. Headers are raw (tests assert on Authorization);
+    they stay out of ``repr`` so a failing assertion does not print a token."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: Mapping[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def form(self) -> dict[str, str]:
+        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    @property
+    def bearer_token(self) -> str | None:
+        scheme, _, credentials = self.headers.get("Authorization", "").partition(" ")
+        return credentials if scheme.lower() == "bearer" else None
+
+
+@dataclass
+class _Fault:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    delay: float
+    remaining: int
+
+
+# --- state ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Company:
+    id: int
+    name: str
+    domain: str
+    deals: dict[int, dict[str, Any]] = field(default_factory=dict)
+    persons: dict[int, dict[str, Any]] = field(default_factory=dict)
+    notes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    webhooks: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class _User:
+    company_id: int
+    id: int
+    name: str
+    email: str
+    is_admin: bool
+    scopes: str
+    locale: str
+    timezone_name: str
+
+
+@dataclass
+class _AuthorizationCode:
+    company_id: int
+    user_id: int
+    redirect_uri: str
+    scopes: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class _RefreshGrant:
+    company_id: int
+    user_id: int
+    scopes: str
+    last_used_at: float
+    revoked: bool = False
+
+
+@dataclass
+class _AccessGrant:
+    company_id: int
+    user_id: int
+    scopes: str
+    refresh_token: str
+    expires_at: float
+    revoked: bool = False
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(part for part in self.scopes.replace(" ", ",").split(",") if part)
+
+
+# --- replies ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json_reply(status: int, payload: Any, *, headers: Mapping[str, str] | None = None) -> _Reply:
+    return _Reply(status, json.dumps(payload).encode(), "application/json", dict(headers or {}))
+
+
+class _Refusal(Exception):
+    """Raised inside an endpoint to answer with an error right away."""
+
+    def __init__(self, reply: _Reply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
+
+
+def _api_error(http_status: int, message: str, **extra: Any) -> _Refusal:
+    body = {"success": False, "error": message, "errorCode": http_status, **extra}
+    return _Refusal(_json_reply(http_status, body))
+
+
+def _oauth_error(status: int, error: str, description: str) -> _Refusal:
+    return _Refusal(_json_reply(status, {"error": error, "error_description": description}))
+
+
+@dataclass
+class _Call:
+    """What an endpoint sees of a request."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    path_args: dict[str, str]
+    grant: _AccessGrant | None = None
+
+    def json_body(self) -> dict[str, Any]:
+        try:
+            payload = json.loads(self.body or b"{}")
+        except ValueError:
+            raise _api_error(400, "Request body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise _api_error(400, "Request body must be a JSON object")
+        return payload
+
+    def form_body(self) -> dict[str, str]:
+        content_type = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise _oauth_error(400, "invalid_request", "the body must be application/x-www-form-urlencoded")
+        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    def int_query(self, name: str, default: int | None = None) -> int | None:
+        raw = self.query.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise _api_error(400, f"Parameter '{name}' must be an integer") from None
+
+
+# --- the double -------------------------------------------------------------------------------------
+
+
+class PipedriveDouble:
+    """Pipedrive's OAuth server and REST subset on loopback. Start it, seed it, point the app at it.
+
+    Observation (appended under the double's lock; read them freely):
+
+    - ``requests``: every request received, in order, including fault-injected ones;
+    - ``grants``: the ``grant_type`` of every ``/oauth/token`` call, failed or injected ones too;
+    - ``refresh_count``: refresh grants that succeeded;
+    - ``revoked``: ``(token_type_hint, "company_id:user_id" or "unknown")`` per ``/oauth/revoke``;
+    - ``contract_violations``: token-free messages for requests and responses the OpenAPI files
+      reject (fault-injected answers are the test's own and are not judged).
+
+    Data (deals, persons, notes, webhooks) is per company: an access token sees its company's.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "test-client-id",
+        client_secret: str = "test-client-secret",
+        validate_contract: bool = True,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.validate_contract = validate_contract
+        _remember_secret(client_secret)
+        self.base_url = ""
+        # Settable behaviour.
+        self.access_token_lifetime: int = 3599
+        self.refresh_delay: float = 0.0  # the token endpoint sleeps this long on a refresh grant
+        self.rotate_refresh_tokens: bool = False  # True: each refresh returns a new refresh token
+        self.unreachable_subscription_urls: set[str] = set()  # webhook create answers 400 for these
+        # Observation.
+        self.requests: list[RecordedRequest] = []
+        self.grants: list[str] = []
+        self.refresh_count: int = 0
+        self.revoked: list[tuple[str, str]] = []
+        self.contract_violations: list[str] = []
+
+        self._lock = threading.RLock()
+        self._clock_offset = 0.0
+        self._companies: dict[int, _Company] = {}
+        self._users: dict[tuple[int, int], _User] = {}
+        self._codes: dict[str, _AuthorizationCode] = {}
+        self._refresh_tokens: dict[str, _RefreshGrant] = {}
+        self._access_tokens: dict[str, _AccessGrant] = {}
+        self._faults: dict[str, deque[_Fault]] = {}
+        self._ids = {kind: itertools.count(1) for kind in ("deal", "person", "note", "webhook")}
+        self._authorize_decision: tuple[int, int] | str | None = None
+        self._server: _DoubleServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"PipedriveDouble(base_url={self.base_url!r})"
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> PipedriveDouble:
+        if self._server is not None:
+            return self
+        if self.validate_contract:
+            openapi_contract.load_specs()  # before serving: the first request must not wait for it
+        server = _DoubleServer(("127.0.0.1", 0), _Handler)
+        server.double = self
+        self._server = server
+        host, port = server.server_address[:2]
+        self.base_url = f"http://{host!s}:{port}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="pipedrive-double", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> PipedriveDouble:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- seeding --------------------------------------------------------------------------------
+
+    def add_company(self, company_id: int, *, name: str | None = None, domain: str | None = None) -> None:
+        with self._lock:
+            company = self._companies.get(company_id)
+            if company is None:
+                self._companies[company_id] = _Company(
+                    company_id, name or f"Company {company_id}", domain or f"company{company_id}"
+                )
+            else:
+                company.name = name or company.name
+                company.domain = domain or company.domain
+
+    def add_user(
+        self,
+        company_id: int,
+        user_id: int,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        is_admin: bool = True,
+        scopes: str = DEFAULT_SCOPES,
+        locale: str = "en_US",
+        timezone_name: str = "Europe/Tallinn",
+    ) -> None:
+        """Add (or update) a user; the scopes are what the user's next consent grants."""
+        with self._lock:
+            if company_id not in self._companies:
+                self.add_company(company_id)
+            self._users[(company_id, user_id)] = _User(
+                company_id=company_id,
+                id=user_id,
+                name=name or f"User {user_id}",
+                email=email or f"user{user_id}@company{company_id}.example",
+                is_admin=is_admin,
+                scopes=scopes,
+                locale=locale,
+                timezone_name=timezone_name,
+            )
+
+    def add_deal(self, company_id: int, **fields: Any) -> dict[str, Any]:
+        """Seed a v2 deal; unspecified fields get plausible defaults. Returns a copy."""
+        with self._lock:
+            company = self._company(company_id)
+            deal_id = int(fields.pop("id", None) or next(self._ids["deal"]))
+            stamp = self._rfc3339()
+            deal: dict[str, Any] = {
+                "id": deal_id,
+                "title": f"Deal {deal_id}",
+                "creator_user_id": self._default_owner(company_id),
+                "owner_id": self._default_owner(company_id),
+                "person_id": None,
+                "org_id": None,
+                "pipeline_id": 1,
+                "stage_id": 1,
+                "value": 0,
+                "currency": "EUR",
+                "add_time": stamp,
+                "update_time": stamp,
+                "stage_change_time": None,
+                "is_deleted": False,
+                "is_archived": False,
+                "status": "open",
+                "probability": None,
+                "lost_reason": None,
+                "visible_to": 3,
+                "close_time": None,
+                "won_time": None,
+                "lost_time": None,
+                "expected_close_date": None,
+                "label_ids": [],
+                "origin": "API",
+                "origin_id": None,
+                "channel": None,
+                "channel_id": None,
+                "custom_fields": {},
+            }
+            deal.update(fields)
+            company.deals[deal_id] = deal
+            return json.loads(json.dumps(deal))
+
+    def add_person(self, company_id: int, **fields: Any) -> dict[str, Any]:
+        """Seed a v2 person; ``emails``/``phones`` may be plain strings. Returns a copy."""
+        with self._lock:
+            company = self._company(company_id)
+            person_id = int(fields.pop("id", None) or next(self._ids["person"]))
+            stamp = self._rfc3339()
+            name = str(fields.get("name") or f"Person {person_id}")
+            first, _, last = name.partition(" ")
+            person: dict[str, Any] = {
+                "id": person_id,
+                "name": name,
+                "first_name": first,
+                "last_name": last,
+                "owner_id": self._default_owner(company_id),
+                "org_id": None,
+                "add_time": stamp,
+                "update_time": stamp,
+                "emails": [],
+                "phones": [],
+                "is_deleted": False,
+                "visible_to": 3,
+                "label_ids": [],
+                "picture_id": None,
+                "custom_fields": {},
+            }
+            person.update(fields)
+            person["emails"] = _contact_points(person.get("emails"), label="work")
+            person["phones"] = _contact_points(person.get("phones"), label="mobile")
+            company.persons[person_id] = person
+            return json.loads(json.dumps(person))
+
+    def issue_code(self, company_id: int, user_id: int, *, redirect_uri: str) -> str:
+        """An authorization code, as if the user clicked "Allow and install" (single use, 5 minutes)."""
+        with self._lock:
+            user = self._user(company_id, user_id)
+            code = secrets.token_urlsafe(32)
+            _remember_secret(code)
+            self._codes[code] = _AuthorizationCode(
+                company_id=company_id,
+                user_id=user_id,
+                redirect_uri=redirect_uri,
+                scopes=user.scopes,
+                expires_at=self.now() + AUTHORIZATION_CODE_LIFETIME,
+            )
+            return code
+
+    def authorize_as(self, company_id: int, user_id: int) -> None:
+        """``GET /oauth/authorize`` will redirect to the callback with a code for this user."""
+        with self._lock:
+            self._user(company_id, user_id)
+            self._authorize_decision = (company_id, user_id)
+
+    def deny_authorizations(self) -> None:
+        """``GET /oauth/authorize`` will redirect to the callback with ``error=user_denied``."""
+        with self._lock:
+            self._authorize_decision = "deny"
+
+    # --- control --------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The double's clock (wall time plus ``advance_clock`` offsets)."""
+        return time.time() + self._clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the double's clock: expires access tokens, codes and idle refresh tokens naturally."""
+        with self._lock:
+            self._clock_offset += seconds
+
+    def expire_access_token(self, token: str) -> None:
+        with self._lock:
+            grant = self._access_tokens.get(token)
+            if grant is not None:
+                grant.expires_at = self.now() - 1
+
+    def revoke_all(self, company_id: int, user_id: int) -> None:
+        """The user uninstalled in Pipedrive: refresh grants answer invalid_grant, access tokens 401,
+        and the webhooks the user created are gone (docs/app-uninstallation)."""
+        with self._lock:
+            self._revoke_user(company_id, user_id)
+
+    def fail_next(
+        self,
+        path: str,
+        *,
+        status: int,
+        body: bytes | dict[str, Any] | None = None,
+        times: int = 1,
+        delay: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests to exactly ``path`` (any method) with ``status``.
+
+        ``delay`` seconds pass first; status 0 then drops the connection without an answer (with a
+        delay above the client's timeout: a timeout). ``body`` may be bytes (malformed on purpose).
+        """
+        if isinstance(body, dict):
+            payload = json.dumps(body).encode()
+        elif body is None:
+            payload = json.dumps({"success": False, "error": "injected failure", "errorCode": status}).encode()
+        else:
+            payload = body
+        fault = _Fault(status=status, body=payload, headers=dict(headers or {}), delay=delay, remaining=times)
+        with self._lock:
+            self._faults.setdefault(path, deque()).append(fault)
+
+    def rate_limit_next(self, path: str, *, times: int = 1, retry_after: int | None = 1, reset: int | None = 1) -> None:
+        """Answer 429 with ``Retry-After`` and/or ``x-ratelimit-reset`` (None leaves a header out)."""
+        headers = {"x-ratelimit-limit": "80", "x-ratelimit-remaining": "0"}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        if reset is not None:
+            headers["x-ratelimit-reset"] = str(reset)
+        body = {"success": False, "error": "Request over limit", "errorCode": 429}
+        self.fail_next(path, status=429, body=body, times=times, headers=headers)
+
+    def drop_webhook(self, webhook_id: int) -> None:
+        """Pipedrive deleted a webhook on its own (e.g. after 3 days without a successful delivery)."""
+        with self._lock:
+            for company in self._companies.values():
+                company.webhooks.pop(webhook_id, None)
+
+    def uninstall_notification(self, company_id: int, user_id: int) -> tuple[dict[str, str], bytes]:
+        """Headers and JSON body of the ``DELETE <callback_url>`` Pipedrive sends on uninstall."""
+        credentials = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        body = {
+            "client_id": self.client_id,
+            "company_id": company_id,
+            "user_id": user_id,
+            "timestamp": datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        }
+        headers = {"Authorization": f"Basic {credentials}", "Content-Type": "application/json"}
+        return headers, json.dumps(body).encode()
+
+    # --- observation ----------------------------------------------------------------------------
+
+    def requests_to(self, path: str, method: str | None = None) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
+
+    def take_contract_violations(self) -> list[str]:
+        """Return and forget the violations (for tests that send a bad request on purpose)."""
+        with self._lock:
+            taken = list(self.contract_violations)
+            self.contract_violations.clear()
+            return taken
+
+    def company_deals(self, company_id: int) -> list[dict[str, Any]]:
+        return self._snapshot(company_id, "deals")
+
+    def company_persons(self, company_id: int) -> list[dict[str, Any]]:
+        return self._snapshot(company_id, "persons")
+
+    def company_notes(self, company_id: int) -> list[dict[str, Any]]:
+        return self._snapshot(company_id, "notes")
+
+    def company_webhooks(self, company_id: int) -> list[dict[str, Any]]:
+        """Stored webhooks, including ``http_auth_password`` (which the API never echoes)."""
+        return self._snapshot(company_id, "webhooks")
+
+    def access_tokens_of(self, company_id: int, user_id: int) -> list[str]:
+        """Access tokens issued to a user that are still accepted, newest last."""
+        with self._lock:
+            return [
+                token
+                for token, grant in self._access_tokens.items()
+                if (grant.company_id, grant.user_id) == (company_id, user_id) and self._usable(grant)
+            ]
+
+    def _snapshot(self, company_id: int, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            company = self._companies.get(company_id)
+            records = getattr(company, kind).values() if company else []
+            return [json.loads(json.dumps(record)) for record in records]
+
+    # --- dispatch (called on the server's threads) ----------------------------------------------
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Reply | None:
+        """Answer one HTTP request; None means drop the connection without answering."""
+        parts = urlsplit(target)
+        path = parts.path
+        query_pairs = parse_qsl(parts.query, keep_blank_values=True)
+        recorded = RecordedRequest(method, path, dict(query_pairs), CaseInsensitiveDict(headers), body)
+        exchange = ExchangeRequest(
+            method=method,
+            path=path,
+            query=query_pairs,
+            headers=dict(headers),
+            body=body,
+            content_type=recorded.headers.get("Content-Type", ""),
+        )
+        with self._lock:
+            self.requests.append(recorded)
+            if path == "/oauth/token":
+                self.grants.append(recorded.form().get("grant_type", ""))
+            fault = self._take_fault(path)
+        if self.validate_contract:
+            self._record_violations(openapi_contract.request_violations(exchange, secrets=issued_secrets()))
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.status == 0:
+                return None
+            return _Reply(fault.status, fault.body, "application/json", fault.headers)
+
+        route, path_args = _find_route(method, path)
+        if route is None:
+            return _json_reply(404, {"success": False, "error": "Unknown method .", "errorCode": 404})
+        call = _Call(method, path, dict(query_pairs), recorded.headers, body, path_args)
+        try:
+            if route.locked:
+                with self._lock:
+                    reply = route.endpoint(self, call)
+            else:
+                reply = route.endpoint(self, call)
+        except _Refusal as refusal:
+            reply = refusal.reply
+        if self.validate_contract:
+            response = ExchangeResponse(reply.status, reply.body, reply.content_type, reply.headers)
+            self._record_violations(openapi_contract.response_violations(exchange, response, secrets=issued_secrets()))
+        return reply
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        queue = self._faults.get(path)
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            queue.popleft()
+        return fault
+
+    def _record_violations(self, violations: Iterable[str]) -> None:
+        violations = list(violations)
+        if violations:
+            with self._lock:
+                self.contract_violations.extend(violations)
+
+    # --- OAuth server (docs/marketplace-oauth-authorization) ------------------------------------
+
+    def _oauth_authorize(self, call: _Call) -> _Reply:
+        redirect_uri = call.query.get("redirect_uri", "")
+        if call.query.get("client_id") != self.client_id or not redirect_uri:
+            return _Reply(400, b"<p>Unknown app or missing redirect_uri.</p>", "text/html")
+        params = {"state": call.query["state"]} if "state" in call.query else {}
+        decision = self._authorize_decision
+        if decision is None:
+            return _Reply(200, b"<p>Allow and install? (the double awaits authorize_as())</p>", "text/html")
+        if isinstance(decision, tuple):
+            company_id, user_id = decision
+            params = {"code": self.issue_code(company_id, user_id, redirect_uri=redirect_uri), **params}
+        else:
+            params = {"error": "user_denied", **params}
+        separator = "&" if "?" in redirect_uri else "?"
+        return _Reply(302, b"", "text/html", {"Location": f"{redirect_uri}{separator}{urlencode(params)}"})
+
+    def _oauth_token(self, call: _Call) -> _Reply:
+        # Not run under the lock: a refresh sleeps ``refresh_delay`` first, to widen refresh races.
+        self._require_client(call)
+        form = call.form_body()
+        grant_type = form.get("grant_type", "")
+        if grant_type == "refresh_token" and self.refresh_delay:
+            time.sleep(self.refresh_delay)
+        with self._lock:
+            if grant_type == "authorization_code":
+                payload = self._exchange_code(form)
+            elif grant_type == "refresh_token":
+                payload = self._refresh(form)
+            else:
+                raise _oauth_error(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+        return _json_reply(200, payload, headers={"Cache-Control": "no-store"})
+
+    def _exchange_code(self, form: Mapping[str, str]) -> dict[str, Any]:
+        code = self._codes.get(form.get("code", ""))
+        if code is None or code.used or code.expires_at < self.now():
+            raise _oauth_error(400, "invalid_grant", "authorization code is invalid, expired or already used")
+        if form.get("redirect_uri") != code.redirect_uri:
+            raise _oauth_error(400, "invalid_grant", "redirect_uri does not match the authorization request")
+        code.used = True
+        refresh_token = f"{code.company_id}:{code.user_id}:{secrets.token_hex(20)}"
+        _remember_secret(refresh_token)
+        self._refresh_tokens[refresh_token] = _RefreshGrant(
+            company_id=code.company_id, user_id=code.user_id, scopes=code.scopes, last_used_at=self.now()
+        )
+        return self._token_response(refresh_token)
+
+    def _refresh(self, form: Mapping[str, str]) -> dict[str, Any]:
+        refresh_token = form.get("refresh_token", "")
+        grant = self._refresh_tokens.get(refresh_token)
+        if grant is None or grant.revoked or grant.last_used_at + REFRESH_TOKEN_IDLE_LIFETIME < self.now():
+            raise _oauth_error(400, "invalid_grant", "refresh token is invalid, revoked or expired")
+        grant.last_used_at = self.now()  # the 60-day window restarts on every use
+        if self.rotate_refresh_tokens:
+            grant.revoked = True  # "already exchanged"
+            refresh_token = f"{grant.company_id}:{grant.user_id}:{secrets.token_hex(20)}"
+            _remember_secret(refresh_token)
+            self._refresh_tokens[refresh_token] = _RefreshGrant(
+                company_id=grant.company_id, user_id=grant.user_id, scopes=grant.scopes, last_used_at=self.now()
+            )
+        self.refresh_count += 1
+        return self._token_response(refresh_token)
+
+    def _token_response(self, refresh_token: str) -> dict[str, Any]:
+        grant = self._refresh_tokens[refresh_token]
+        access_token = "v1u:" + secrets.token_urlsafe(96)  # long on purpose: exercises column sizes
+        _remember_secret(access_token)
+        self._access_tokens[access_token] = _AccessGrant(
+            company_id=grant.company_id,
+            user_id=grant.user_id,
+            scopes=grant.scopes,
+            refresh_token=refresh_token,
+            expires_at=self.now() + self.access_token_lifetime,
+        )
+        return {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "refresh_token": refresh_token,
+            "scope": grant.scopes,
+            "expires_in": self.access_token_lifetime,
+            "api_domain": self.base_url,
+        }
+
+    def _oauth_revoke(self, call: _Call) -> _Reply:
+        """RFC 7009: 200 whatever the token; a refresh token takes the installation with it."""
+        self._require_client(call)
+        form = call.form_body()
+        token = form.get("token", "")
+        hint = form.get("token_type_hint", "")
+        if token in self._refresh_tokens:
+            grant = self._refresh_tokens[token]
+            self.revoked.append((hint, f"{grant.company_id}:{grant.user_id}"))
+            self._revoke_user(grant.company_id, grant.user_id)
+        elif token in self._access_tokens:
+            access = self._access_tokens[token]
+            self.revoked.append((hint, f"{access.company_id}:{access.user_id}"))
+            access.revoked = True
+        else:
+            self.revoked.append((hint, "unknown"))
+        return _json_reply(200, {})
+
+    def _require_client(self, call: _Call) -> None:
+        scheme, _, encoded = call.headers.get("Authorization", "").partition(" ")
+        try:
+            client_id, _, client_secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            client_id = client_secret = ""
+        if (
+            scheme.lower() != "basic"
+            or not hmac.compare_digest(client_id.encode(), self.client_id.encode())
+            or not hmac.compare_digest(client_secret.encode(), self.client_secret.encode())
+        ):
+            raise _Refusal(_json_reply(401, {"error": "invalid_client", "error_description": "client auth failed"}))
+
+    def _revoke_user(self, company_id: int, user_id: int) -> None:
+        for refresh in self._refresh_tokens.values():
+            if (refresh.company_id, refresh.user_id) == (company_id, user_id):
+                refresh.revoked = True
+        for access in self._access_tokens.values():
+            if (access.company_id, access.user_id) == (company_id, user_id):
+                access.revoked = True
+        company = self._companies.get(company_id)
+        if company is not None:
+            company.webhooks = {k: w for k, w in company.webhooks.items() if w["owner_id"] != user_id}
+
+    # --- REST API: authentication and scopes ----------------------------------------------------
+
+    def _authenticate(self, call: _Call, route: _Route) -> _AccessGrant:
+        scheme, _, token = call.headers.get("Authorization", "").partition(" ")
+        grant = self._access_tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if grant is None or not self._usable(grant):
+            raise _Refusal(_json_reply(401, UNAUTHORIZED_BODY))
+        accepted = openapi_contract.operation_scopes(route.spec_name, route.method, route.spec_template)
+        if accepted and not accepted & grant.scope_set:
+            raise _api_error(403, "Scope and URL mismatch")
+        if accepted == {"admin"} and not self._user(grant.company_id, grant.user_id).is_admin:
+            # docs/pipedrive-platform.md section 1: a non-admin install succeeds, webhook calls 403.
+            raise _api_error(403, "You do not have permission to manage webhooks")
+        return grant
+
+    def _usable(self, grant: _AccessGrant) -> bool:
+        return not grant.revoked and grant.expires_at > self.now()
+
+    # --- REST API: users ------------------------------------------------------------------------
+
+    def _users_me(self, call: _Call) -> _Reply:
+        grant = _granted(call)
+        user = self._user(grant.company_id, grant.user_id)
+        company = self._company(grant.company_id)
+        stamp = self._v1_time()
+        me = {
+            "id": user.id,
+            "name": user.name,
+            "default_currency": "EUR",
+            "locale": user.locale,
+            "lang": 1,
+            "email": user.email,
+            "phone": None,
+            "activated": True,
+            "last_login": stamp,
+            "created": stamp,
+            "modified": stamp,
+            "has_created_company": user.is_admin,
+            "access": [{"app": "global", "admin": user.is_admin, "permission_set_id": str(uuid.uuid4())}],
+            "active_flag": True,
+            "timezone_name": user.timezone_name,
+            "timezone_offset": "+02:00",
+            "role_id": 1,
+            "icon_url": None,
+            "is_you": True,
+            "is_deleted": False,
+            "is_admin": 1 if user.is_admin else 0,
+            "company_id": company.id,
+            "company_name": company.name,
+            "company_domain": company.domain,
+            "company_country": "EE",
+            "company_industry": "IT Services",
+            "language": {"language_code": user.locale[:2], "country_code": user.locale[-2:]},
+        }
+        return _json_reply(200, {"success": True, "data": me})
+
+    # --- REST API: deals and persons (v2, cursor pagination) ------------------------------------
+
+    def _deals_get(self, call: _Call) -> _Reply:
+        return self._v2_get(call, self._company(_granted(call).company_id).deals, "Deal")
+
+    def _deals_list(self, call: _Call) -> _Reply:
+        statuses = {s for s in call.query.get("status", "").split(",") if s}
+        filters = {
+            name: call.int_query(name) for name in ("person_id", "org_id", "owner_id", "stage_id", "pipeline_id")
+        }
+
+        def wanted(deal: dict[str, Any]) -> bool:
+            if statuses and deal.get("status") not in statuses and not ("deleted" in statuses and deal["is_deleted"]):
+                return False
+            if not statuses and deal.get("is_deleted"):
+                return False
+            return all(value is None or deal.get(name) == value for name, value in filters.items())
+
+        return self._v2_list(call, self._company(_granted(call).company_id).deals, wanted)
+
+    def _persons_get(self, call: _Call) -> _Reply:
+        return self._v2_get(call, self._company(_granted(call).company_id).persons, "Person")
+
+    def _persons_list(self, call: _Call) -> _Reply:
+        filters = {name: call.int_query(name) for name in ("org_id", "owner_id")}
+
+        def wanted(person: dict[str, Any]) -> bool:
+            if person.get("is_deleted"):
+                return False
+            return all(value is None or person.get(name) == value for name, value in filters.items())
+
+        return self._v2_list(call, self._company(_granted(call).company_id).persons, wanted)
+
+    def _v2_get(self, call: _Call, records: Mapping[int, dict[str, Any]], kind: str) -> _Reply:
+        record = records.get(_path_int(call, "id"))
+        if record is None:
+            raise _api_error(404, f"{kind} not found")
+        return _json_reply(200, {"success": True, "data": _compact(record)})
+
+    def _v2_list(
+        self, call: _Call, records: Mapping[int, dict[str, Any]], wanted: Callable[[dict[str, Any]], bool]
+    ) -> _Reply:
+        limit = _page_limit(call)
+        after = _decode_cursor(call.query.get("cursor"))
+        ids = {int(i) for i in call.query.get("ids", "").split(",") if i.strip().isdigit()}
+        matching = [
+            records[key] for key in sorted(records) if key > after and (not ids or key in ids) and wanted(records[key])
+        ]
+        page = matching[:limit]
+        additional: dict[str, Any] = {}
+        if len(matching) > limit:
+            # Pipedrive sends "next_cursor": null on the last page, but the files type it as a
+            # non-nullable string; the double leaves it out and the client accepts both.
+            additional["next_cursor"] = _encode_cursor(page[-1]["id"])
+        return _json_reply(200, {"success": True, "data": [_compact(r) for r in page], "additional_data": additional})
+
+    # --- REST API: notes (v1, start/limit pagination) -------------------------------------------
+
+    def _notes_create(self, call: _Call) -> _Reply:
+        grant = _granted(call)
+        company = self._company(grant.company_id)
+        body = call.json_body()
+        content = body.get("content")
+        if not isinstance(content, str) or not content.strip():
+            raise _api_error(400, "Note content is required")
+        links = ("deal_id", "person_id", "org_id", "lead_id", "project_id", "task_id")
+        if not any(body.get(name) is not None for name in links):
+            raise _api_error(400, "The note must be attached to a deal, person, organization, lead or project")
+        deal = person = None
+        if body.get("deal_id") is not None:
+            deal = company.deals.get(_body_int(body, "deal_id"))
+            if deal is None:
+                raise _api_error(400, "Deal not found")
+        if body.get("person_id") is not None:
+            person = company.persons.get(_body_int(body, "person_id"))
+            if person is None:
+                raise _api_error(400, "Person not found")
+        user = self._user(grant.company_id, grant.user_id)
+        stamp = self._v1_time()
+        note_id = next(self._ids["note"])
+        note: dict[str, Any] = {
+            "id": note_id,
+            "active_flag": True,
+            "add_time": stamp,
+            "update_time": stamp,
+            "content": content,
+            "deal_id": deal["id"] if deal else None,
+            "person_id": person["id"] if person else None,
+            "org_id": _body_int(body, "org_id") if body.get("org_id") is not None else None,
+            "lead_id": body.get("lead_id"),
+            "user_id": user.id,
+            "last_update_user_id": user.id,
+            "deal": {"title": deal["title"]} if deal else None,
+            "person": {"name": person["name"]} if person else None,
+            "pinned_to_deal_flag": False,
+            "pinned_to_person_flag": False,
+            "pinned_to_organization_flag": False,
+            "pinned_to_project_flag": False,
+            "user": {"email": user.email, "name": user.name, "icon_url": None, "is_you": True},
+        }
+        company.notes[note_id] = note
+        return _json_reply(200, {"success": True, "data": _compact(note)})
+
+    def _notes_list(self, call: _Call) -> _Reply:
+        company = self._company(_granted(call).company_id)
+        filters = {name: call.int_query(name) for name in ("deal_id", "person_id", "org_id", "user_id")}
+        start = call.int_query("start", 0) or 0
+        limit = _page_limit(call)
+        if start < 0:
+            raise _api_error(400, "Parameter 'start' must not be negative")
+        matching = [
+            company.notes[key]
+            for key in sorted(company.notes)
+            if all(value is None or company.notes[key].get(name) == value for name, value in filters.items())
+        ]
+        page = matching[start : start + limit]
+        more = start + limit < len(matching)
+        pagination: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
+        if more:
+            pagination["next_start"] = start + limit
+        return _json_reply(
+            200,
+            {"success": True, "data": [_compact(n) for n in page], "additional_data": {"pagination": pagination}},
+        )
+
+    # --- REST API: webhooks (v1, scope admin; docs/webhooks-for-apps) ---------------------------
+
+    def _webhooks_list(self, call: _Call) -> _Reply:
+        company = self._company(_granted(call).company_id)
+        data = [_public_webhook(company.webhooks[key]) for key in sorted(company.webhooks)]
+        return _json_reply(200, {"success": True, "status": "ok", "data": data})
+
+    def _webhooks_create(self, call: _Call) -> _Reply:
+        grant = _granted(call)
+        company = self._company(grant.company_id)
+        body = call.json_body()
+        errors: dict[str, list[str]] = {}
+        for name in ("subscription_url", "event_action", "event_object", "name"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                errors[name] = ["is required"]
+        actions = _webhook_body_enum("event_action")
+        objects = _webhook_body_enum("event_object")
+        versions = _webhook_body_enum("version")
+        version = body.get("version", "2.0")
+        if "event_action" not in errors and body["event_action"] not in actions:
+            errors["event_action"] = [f"must be one of {', '.join(sorted(actions))}"]
+        if "event_object" not in errors and body["event_object"] not in objects:
+            errors["event_object"] = [f"must be one of {', '.join(sorted(objects))}"]
+        if version not in versions:
+            errors["version"] = [f"must be one of {', '.join(sorted(versions))}"]
+        url = body.get("subscription_url")
+        if "subscription_url" not in errors and (
+            urlsplit(url).scheme not in {"http", "https"}
+            or not urlsplit(url).hostname
+            or url in self.unreachable_subscription_urls
+        ):
+            errors["subscription_url"] = ["invalid or non-reachable URL"]
+        if errors:
+            raise _Refusal(_json_reply(400, {"success": False, "status": "error", "errors": errors}))
+        owned = sum(1 for w in company.webhooks.values() if w["owner_id"] == grant.user_id)
+        if owned >= WEBHOOKS_PER_USER:
+            raise _api_error(422, f"The limit of {WEBHOOKS_PER_USER} webhooks per user is reached", status="error")
+        password = body.get("http_auth_password")
+        _remember_secret(password if isinstance(password, str) else None)
+        webhook_id = next(self._ids["webhook"])
+        webhook = {
+            "id": webhook_id,
+            "company_id": company.id,
+            "owner_id": grant.user_id,
+            "user_id": _body_int(body, "user_id") if body.get("user_id") is not None else grant.user_id,
+            "event_action": body["event_action"],
+            "event_object": body["event_object"],
+            "subscription_url": url,
+            "version": version,
+            "is_active": 1,
+            "add_time": datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "remove_time": None,
+            "type": "application",  # created with an app's OAuth token
+            "http_auth_user": body.get("http_auth_user"),
+            "http_auth_password": password,
+            "remove_reason": None,
+            "last_delivery_time": None,
+            "last_http_status": None,
+            "admin_id": grant.user_id,
+            "name": body["name"],
+        }
+        company.webhooks[webhook_id] = webhook
+        return _json_reply(201, {"success": True, "status": "ok", "data": _public_webhook(webhook)})
+
+    def _webhooks_delete(self, call: _Call) -> _Reply:
+        company = self._company(_granted(call).company_id)
+        webhook_id = _path_int(call, "id")
+        if company.webhooks.pop(webhook_id, None) is None:
+            raise _api_error(404, "Webhook not found", status="error")
+        return _json_reply(200, {"success": True, "status": "ok", "data": {"id": webhook_id}})
+
+    # --- state lookups ----------------------------------------------------------------------------
+
+    def _company(self, company_id: int) -> _Company:
+        company = self._companies.get(company_id)
+        if company is None:
+            raise KeyError(f"unknown company {company_id}: call add_company() first")
+        return company
+
+    def _user(self, company_id: int, user_id: int) -> _User:
+        user = self._users.get((company_id, user_id))
+        if user is None:
+            raise KeyError(f"unknown user {user_id} of company {company_id}: call add_user() first")
+        return user
+
+    def _default_owner(self, company_id: int) -> int:
+        ids = sorted(user_id for (cid, user_id) in self._users if cid == company_id)
+        return ids[0] if ids else 1
+
+    def _rfc3339(self) -> str:
+        return datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _v1_time(self) -> str:
+        return datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- endpoint helpers -------------------------------------------------------------------------------
+
+_WEBHOOK_BODY = (
+    "paths",
+    "/webhooks",
+    "post",
+    "requestBody",
+    "content",
+    "application/json",
+    "schema",
+    "properties",
+)
+
+
+@cache
+def _webhook_body_enum(name: str) -> frozenset[str]:
+    """Allowed values of a webhook-create field, read from v1.yaml rather than restated here."""
+    return frozenset(str(v) for v in openapi_contract.schema_value("v1", *_WEBHOOK_BODY, name, "enum", default=[]))
+
+
+def _granted(call: _Call) -> _AccessGrant:
+    assert call.grant is not None, "route must authenticate"
+    return call.grant
+
+
+def _path_int(call: _Call, name: str) -> int:
+    try:
+        return int(call.path_args[name])
+    except (KeyError, ValueError):
+        raise _api_error(400, f"Path parameter '{name}' must be an integer") from None
+
+
+def _body_int(body: Mapping[str, Any], name: str) -> int:
+    value = body.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise _api_error(400, f"Field '{name}' must be an integer")
+
+
+def _page_limit(call: _Call) -> int:
+    limit = call.int_query("limit", 100) or 100
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise _api_error(400, f"Parameter 'limit' must be between 1 and {MAX_PAGE_SIZE}")
+    return limit
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"id": last_id}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return int(json.loads(base64.urlsafe_b64decode(padded))["id"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise _api_error(400, "Invalid cursor") from None
+
+
+def _contact_points(value: Any, *, label: str) -> list[dict[str, Any]]:
+    items = value if isinstance(value, list) else ([value] if value else [])
+    points: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            points.append({"value": item, "label": label, "primary": index == 0})
+        elif isinstance(item, Mapping):
+            points.append({"label": label, "primary": index == 0, **item})
+    return points
+
+
+def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Leave out nulls. Pipedrive sends e.g. ``"org_id": null``, but the files declare most such
+    fields non-nullable; omitting them keeps the double's responses valid, and the client's types
+    read a missing field and a null alike. Custom field values are kept as they are."""
+    compacted: dict[str, Any] = {}
+    for key, value in record.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and key != "custom_fields":
+            value = _compact(value)
+        compacted[key] = value
+    return compacted
+
+
+def _public_webhook(webhook: Mapping[str, Any]) -> dict[str, Any]:
+    # The stored password is never echoed back.
+    return {**webhook, "http_auth_password": None}
+
+
+# --- routes -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    pattern: str  # a loopback path with {name} placeholders
+    spec_name: str  # "v1" or "v2": which file describes the operation (scopes are read from it)
+    spec_template: str  # the path template inside that file
+    handler: Callable[[PipedriveDouble, _Call], _Reply]
+    authenticated: bool = True
+    locked: bool = True  # run under the double's lock
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method != self.method:
+            return None
+        expected, actual = self.pattern.strip("/").split("/"), path.strip("/").split("/")
+        if len(expected) != len(actual):
+            return None
+        args: dict[str, str] = {}
+        for want, got in zip(expected, actual, strict=True):
+            if want.startswith("{") and want.endswith("}"):
+                if not got:
+                    return None
+                args[want[1:-1]] = got
+            elif want != got:
+                return None
+        return args
+
+    def endpoint(self, double: PipedriveDouble, call: _Call) -> _Reply:
+        if self.authenticated:
+            call.grant = double._authenticate(call, self)
+        return self.handler(double, call)
+
+
+_ROUTES: tuple[_Route, ...] = (
+    _Route("GET", "/oauth/authorize", "v1", "/oauth/authorize", PipedriveDouble._oauth_authorize, False),
+    _Route("POST", "/oauth/token", "v1", "/oauth/token", PipedriveDouble._oauth_token, False, locked=False),
+    _Route("POST", "/oauth/revoke", "", "", PipedriveDouble._oauth_revoke, False),
+    _Route("GET", "/api/v1/users/me", "v1", "/users/me", PipedriveDouble._users_me),
+    _Route("GET", "/api/v2/deals", "v2", "/deals", PipedriveDouble._deals_list),
+    _Route("GET", "/api/v2/deals/{id}", "v2", "/deals/{id}", PipedriveDouble._deals_get),
+    _Route("GET", "/api/v2/persons", "v2", "/persons", PipedriveDouble._persons_list),
+    _Route("GET", "/api/v2/persons/{id}", "v2", "/persons/{id}", PipedriveDouble._persons_get),
+    _Route("GET", "/api/v1/notes", "v1", "/notes", PipedriveDouble._notes_list),
+    _Route("POST", "/api/v1/notes", "v1", "/notes", PipedriveDouble._notes_create),
+    _Route("GET", "/api/v1/webhooks", "v1", "/webhooks", PipedriveDouble._webhooks_list),
+    _Route("POST", "/api/v1/webhooks", "v1", "/webhooks", PipedriveDouble._webhooks_create),
+    _Route("DELETE", "/api/v1/webhooks/{id}", "v1", "/webhooks/{id}", PipedriveDouble._webhooks_delete),
+)
+
+
+def _find_route(method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
+    for route in _ROUTES:
+        args = route.match(method, path)
+        if args is not None:
+            return route, args
+    return None, {}
+
+
+def implemented_operations() -> list[tuple[str, str]]:
+    """(method, loopback path pattern) of every operation the double implements."""
+    return [(route.method, route.pattern) for route in _ROUTES]
+
+
+# --- HTTP plumbing ----------------------------------------------------------------------------------
+
+
+class _DoubleServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() must not wait for a handler sleeping through an injected delay
+    double: PipedriveDouble
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid a 40 ms stall
+    server: _DoubleServer
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            reply = self.server.double.handle(self.command, self.path, dict(self.headers.items()), body)
+        except Exception as exc:  # a bug in the double: answer 500 rather than hang the client
+            message = f"double crashed: {type(exc).__name__}: {exc}"
+            reply = _json_reply(500, {"success": False, "error": message, "errorCode": 500})
+        if reply is None:
+            self.close_connection = True
+            return
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the request line may carry a code or token in its query."""
