@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Company, Installation, LifecycleEvent, OAuthState
+from .models import Company, CompanySettings, Installation, LifecycleEvent, OAuthState
 
 
 class InstallationInline(admin.TabularInline):
@@ -59,3 +59,10 @@ class OAuthStateAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+
+@admin.register(CompanySettings)
+class CompanySettingsAdmin(admin.ModelAdmin):
+    list_display = ("company", "tracked_entities", "history_retention_days", "updated_at")
+    list_select_related = ("company",)
+    readonly_fields = ("company", "updated_at", "updated_by_user_id")

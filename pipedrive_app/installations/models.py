@@ -38,6 +38,27 @@ class Company(models.Model):
         return self.api_domain
 
 
+class CompanySettings(models.Model):
+    """What a company's admins chose on the app settings page."""
+
+    # Pipedrive webhook event objects a company can track (platform guide §4). pipeline and stage
+    # exist only as v1 webhooks.
+    TRACKABLE_ENTITIES = ("deal", "person", "organization", "activity", "note", "product", "lead", "pipeline", "stage")
+    DEFAULT_TRACKED_ENTITIES = ("deal", "person")
+
+    company = models.OneToOneField(Company, on_delete=models.CASCADE, related_name="settings")
+    tracked_entities = models.JSONField(default=list)
+    history_retention_days = models.PositiveIntegerField(default=90)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by_user_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "company settings"
+
+    def __str__(self) -> str:
+        return f"settings of {self.company_id}"
+
+
 class Installation(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"

@@ -29,7 +29,7 @@ from pipedrive_app.pipedrive.errors import (
 from pipedrive_app.pipedrive.oauth import PipedriveOAuth, TokenGrant
 from pipedrive_app.pipedrive.types import CurrentUser
 
-from .models import Company, Installation, LifecycleEvent, OAuthState
+from .models import Company, CompanySettings, Installation, LifecycleEvent, OAuthState
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,54 @@ def installation_activated(*, installation_id: int) -> None:
     logger.info("installation %s activated", installation_id)
     for hook in list(_activation_hooks):
         hook(installation_id)
+
+
+# Callables run (on commit) after a company's settings change: webhook reconciliation hooks in here.
+_settings_changed_hooks: list[Callable[[int], None]] = []
+
+
+def register_company_settings_changed_hook(hook: Callable[[int], None]) -> None:
+    if hook not in _settings_changed_hooks:
+        _settings_changed_hooks.append(hook)
+
+
+MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 3650
+
+
+class InvalidSettings(ValueError):
+    """The submitted settings are not acceptable; the message says why and is safe to show."""
+
+
+def company_settings_get_or_create(*, company: Company) -> CompanySettings:
+    settings_row, _ = CompanySettings.objects.get_or_create(
+        company=company, defaults={"tracked_entities": list(CompanySettings.DEFAULT_TRACKED_ENTITIES)}
+    )
+    return settings_row
+
+
+def company_settings_update(
+    *, company: Company, tracked_entities: list[str], history_retention_days: int, updated_by: Installation
+) -> CompanySettings:
+    """Save an admin's choices; the company's webhook subscriptions are reconciled after commit."""
+    if not updated_by.is_admin or updated_by.company_id != company.pk or not updated_by.is_active:
+        raise PermissionError("only an active admin of this company can change its settings")
+    unknown = sorted(set(tracked_entities) - set(CompanySettings.TRACKABLE_ENTITIES))
+    if unknown:
+        raise InvalidSettings(f"unknown entities: {', '.join(unknown)}")
+    if not MIN_RETENTION_DAYS <= history_retention_days <= MAX_RETENTION_DAYS:
+        raise InvalidSettings(f"history must be kept between {MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS} days")
+    ordered = [entity for entity in CompanySettings.TRACKABLE_ENTITIES if entity in set(tracked_entities)]
+    with transaction.atomic():
+        settings_row = CompanySettings.objects.select_for_update().filter(company=company).first()
+        if settings_row is None:
+            settings_row = CompanySettings(company=company)
+        settings_row.tracked_entities = ordered
+        settings_row.history_retention_days = history_retention_days
+        settings_row.updated_by_user_id = updated_by.pipedrive_user_id
+        settings_row.save()
+        company_id = company.pk
+        transaction.on_commit(lambda: [hook(company_id) for hook in list(_settings_changed_hooks)])
+    return settings_row
 
 
 # --- OAuth state ------------------------------------------------------------------------------------
@@ -209,6 +257,7 @@ def _installation_store(*, grant: TokenGrant, me: CurrentUser) -> Installation:
         company.domain = me.company_domain or company.domain
         company.api_domain = grant.api_domain
         company.save(update_fields=["name", "domain", "api_domain", "updated_at"])
+    company_settings_get_or_create(company=company)
 
     installation = Installation.objects.select_for_update().filter(company=company, pipedrive_user_id=me.id).first()
     kind = LifecycleEvent.Kind.REINSTALLED if installation is not None else LifecycleEvent.Kind.INSTALLED
