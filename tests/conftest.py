@@ -112,9 +112,8 @@ def subprocess_env(pipedrive, settings) -> dict[str, str]:  # type: ignore[no-un
     db = connection.settings_dict
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPEDRIVE_", "DATABASE_URL"))}
     if connection.vendor == "postgresql":
-        env["DATABASE_URL"] = (
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        )
+        host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+        env["DATABASE_URL"] = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}:{port}/{db['NAME']}"
     env.update(
         {
             "DEBUG": "on",
