@@ -9,8 +9,12 @@ import os
 
 from celery import Celery
 
+from pipedrive_app.core.request_id import connect_celery_signals
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipedrive_app.settings")
 
 app = Celery("pipedrive_app")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# A web request's id travels into the tasks it enqueues (core/request_id.py).
+connect_celery_signals()
