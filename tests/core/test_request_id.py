@@ -47,7 +47,7 @@ def test_request_id_travels_into_a_task_through_message_headers() -> None:
     # In the worker: the header becomes the task's request attribute, bound while it runs.
     task = SimpleNamespace(request=SimpleNamespace(request_id="req-into-task", headers=None))
     assert current_request_id() is None
-    signals.task_prerun.send(sender=task, task=task, task_id="1")
+    signals.task_prerun.send(sender="t", task=task, task_id="1")
     assert current_request_id() == "req-into-task"
-    signals.task_postrun.send(sender=task, task=task, task_id="1")
+    signals.task_postrun.send(sender="t", task=task, task_id="1")
     assert current_request_id() is None
