@@ -9,7 +9,7 @@ PORT ?= 8000
 # Development defaults for `make run`: SQLite, Celery tasks run eagerly, DEBUG on.
 RUN_ENV := DEBUG=on
 
-.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers
+.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers bench-panels
 
 help:
 	@echo "make run        set up and start the app at http://$(HOST):$(PORT)/ (SQLite, eager tasks)"
@@ -29,9 +29,15 @@ $(VENV)/.deps: requirements.txt requirements-dev.txt | $(BIN)/python
 migrate: $(VENV)/.deps
 	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
 
+# `make run` also serves the sandbox (a local Pipedrive stand-in, sandbox/README.md) and points the app at it.
+SANDBOX_URL := http://$(HOST):$(PORT)/sandbox
+SANDBOX_ENV := $(RUN_ENV) PIPEDRIVE_SANDBOX=on APP_BASE_URL=http://$(HOST):$(PORT) \
+	PIPEDRIVE_OAUTH_URL=$(SANDBOX_URL) PIPEDRIVE_ALLOWED_API_DOMAINS='$(SANDBOX_URL)/*'
+
 run: migrate
-	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
-	$(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(SANDBOX_ENV) $(BIN)/python manage.py sandbox_seed
+	@echo "Serving on http://$(HOST):$(PORT)/  (sandbox: $(SANDBOX_URL)/; Ctrl-C to stop)"
+	$(SANDBOX_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.deps
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -90,3 +96,30 @@ browsers:
 	else \
 		echo "Chromium is missing; browser tests will skip. Install it with: sudo apt-get install -y chromium"; \
 	fi
+
+# --- Panel server time against a slow Pipedrive (tests/extensions/bench_panels.py) -----------------
+BENCH_DELAY_MS ?= 100
+BENCH_REQUESTS ?= 30
+bench-panels: $(VENV)/.deps
+	$(BIN)/python -m tests.extensions.bench_panels --delay-ms $(BENCH_DELAY_MS) --requests $(BENCH_REQUESTS)
+
+# --- Operators' dashboard load check: seed BENCH_COMPANIES companies, time list and overview pages ---
+# SQLite file under test-artifacts/ by default (never db.sqlite3); PostgreSQL when DATABASE_URL is set.
+BENCH_COMPANIES ?= 10000
+BENCH_RUNS ?= 15
+BENCH_DB_URL := $(or $(DATABASE_URL),sqlite:///$(CURDIR)/test-artifacts/bench-dashboard.sqlite3)
+
+.PHONY: bench-dashboard
+bench-dashboard: $(VENV)/.deps
+	@mkdir -p test-artifacts
+	DATABASE_URL='$(BENCH_DB_URL)' $(RUN_ENV) $(BIN)/python manage.py migrate --no-input -v 0
+	DATABASE_URL='$(BENCH_DB_URL)' $(RUN_ENV) $(BIN)/python manage.py seed_dashboard --reset --companies $(BENCH_COMPANIES)
+	DATABASE_URL='$(BENCH_DB_URL)' $(RUN_ENV) $(BIN)/python manage.py bench_dashboard --runs $(BENCH_RUNS)
+
+# Webhook receiver throughput/latency vs a bare view, and end-to-end lag, under gunicorn + PostgreSQL.
+.PHONY: bench-webhooks
+bench-webhooks: $(VENV)/.deps
+	@if [ -z "$$DATABASE_URL" ]; then \
+		echo "bench-webhooks needs PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/pipedrive_app make bench-webhooks"; \
+		exit 2; fi
+	$(BIN)/python -m bench.webhooks

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -55,6 +56,10 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "pipedrive_app.core",
     "pipedrive_app.installations",
+    "pipedrive_app.webhooks",
+    "pipedrive_app.history",
+    "csp",
+    "extensions",
 ]
 
 MIDDLEWARE = [
@@ -66,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "pipedrive_app.urls"
@@ -125,6 +131,17 @@ SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[APP_BASE_URL])
 X_FRAME_OPTIONS = "DENY"
+# django-csp 4.x. Site-wide only what cannot break a page: nothing frames the app (as DENY above)
+# and no plugins. Extension pages replace this with a strict policy of their own that lets Pipedrive
+# frame them (extensions/view_guards.py). "default-src": None drops django-csp's implicit 'self'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": None,
+        "frame-ancestors": ["'none'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+    }
+}
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or None
@@ -148,6 +165,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipedrive_app.installations.tasks.purge_expired_oauth_states",
         "schedule": 60 * 60,
     },
+    "webhooks-reconcile-all": {
+        "task": "pipedrive_app.webhooks.tasks.reconcile_all_webhooks",
+        "schedule": env.int("WEBHOOKS_RECONCILE_INTERVAL_SECONDS", default=6 * 60 * 60),
+    },
+    "webhooks-sweep-inbox": {"task": "pipedrive_app.webhooks.tasks.sweep_inbox", "schedule": 30},
+    "webhooks-purge-processed-inbox": {
+        "task": "pipedrive_app.webhooks.tasks.purge_processed_inbox",
+        "schedule": 24 * 60 * 60,
+    },
+    "history-purge-expired": {"task": "pipedrive_app.history.tasks.purge_expired_history", "schedule": 24 * 60 * 60},
 }
 
 # --- Pipedrive ------------------------------------------------------------------------------------
@@ -171,7 +198,55 @@ if urlsplit(PIPEDRIVE_OAUTH_URL).scheme == "http":
         raise ImproperlyConfigured("PIPEDRIVE_OAUTH_URL must be https unless it is on loopback.")
     os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
-PIPEDRIVE_SANDBOX = env.bool("PIPEDRIVE_SANDBOX", default=False)
+# --- App extensions (extensions/README.md) ----------------------------------------------------------
+# Who may frame the custom UI panels and settings page; the app's own origin is added while the
+# sandbox is on (its deal and person pages host the panels).
+EXTENSIONS_FRAME_ANCESTORS = env.list("EXTENSIONS_FRAME_ANCESTORS", default=["https://*.pipedrive.com"])
+EXTENSIONS_JWT_LEEWAY_SECONDS = env.int("EXTENSIONS_JWT_LEEWAY_SECONDS", default=10)
+EXTENSIONS_API_WORKERS = env.int("EXTENSIONS_API_WORKERS", default=6)  # concurrent API calls per panel
+EXTENSIONS_PANEL_CACHE_SECONDS = env.int("EXTENSIONS_PANEL_CACHE_SECONDS", default=30)  # per viewer
+EXTENSIONS_LOOKUP_CACHE_SECONDS = env.int("EXTENSIONS_LOOKUP_CACHE_SECONDS", default=300)  # stage/pipeline names
+# A panel must answer within Pipedrive's 10 s: wait out a 429 once, briefly, then say so.
+EXTENSIONS_RATE_LIMIT_MAX_WAITS = env.int("EXTENSIONS_RATE_LIMIT_MAX_WAITS", default=1)
+EXTENSIONS_RATE_LIMIT_MAX_WAIT_SECONDS = env.float("EXTENSIONS_RATE_LIMIT_MAX_WAIT_SECONDS", default=2.0)
+
+# --- Webhooks and change history (pipedrive_app/webhooks, pipedrive_app/history) --------------------
+# The receiver answers 413 above this many bytes.
+WEBHOOKS_MAX_BODY_BYTES = env.int("WEBHOOKS_MAX_BODY_BYTES", default=256 * 1024)
+# A pending inbox event untouched for this long is re-queued by the sweeper (lost by broker/worker).
+WEBHOOKS_SWEEP_AFTER_SECONDS = env.float("WEBHOOKS_SWEEP_AFTER_SECONDS", default=120)
+# Processing attempts before an event is dead-lettered; back-off between them (with jitter).
+WEBHOOKS_PROCESSING_MAX_ATTEMPTS = env.int("WEBHOOKS_PROCESSING_MAX_ATTEMPTS", default=6)
+WEBHOOKS_RETRY_BACKOFF_SECONDS = env.float("WEBHOOKS_RETRY_BACKOFF_SECONDS", default=5)
+WEBHOOKS_RETRY_BACKOFF_MAX_SECONDS = env.float("WEBHOOKS_RETRY_BACKOFF_MAX_SECONDS", default=600)
+# Processed inbox rows (the de-duplication window) are kept this long.
+WEBHOOKS_INBOX_RETENTION_DAYS = env.int("WEBHOOKS_INBOX_RETENTION_DAYS", default=7)
+WEBHOOKS_SUBSCRIPTION_NAME = env.str("WEBHOOKS_SUBSCRIPTION_NAME", default="Change history")
+# An unknown custom field key refreshes the *Fields cache at most this often per company and entity.
+HISTORY_FIELDS_REFRESH_MIN_SECONDS = env.int("HISTORY_FIELDS_REFRESH_MIN_SECONDS", default=60)
+
+# --- Sandbox: the local Pipedrive stand-in (sandbox/README.md) ------------------------------------
+# On for `make run` and the test suite, off otherwise; it has its own database alias so that its
+# writes never wait for SQLite's writer lock, which the app holds while it refreshes a token.
+PIPEDRIVE_SANDBOX = env.bool("PIPEDRIVE_SANDBOX", default=TESTING)
+PIPEDRIVE_SANDBOX_FORCE = env.bool("PIPEDRIVE_SANDBOX_FORCE", default=False)
+if PIPEDRIVE_SANDBOX:
+    if not (DEBUG or TESTING or PIPEDRIVE_SANDBOX_FORCE):
+        raise ImproperlyConfigured(
+            "PIPEDRIVE_SANDBOX is on while DEBUG is off. The sandbox is a development stand-in for "
+            "Pipedrive; set PIPEDRIVE_SANDBOX_FORCE=on if you really mean to serve it."
+        )
+    INSTALLED_APPS.append("sandbox")
+    DATABASES["sandbox"] = env.db("SANDBOX_DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'sandbox.sqlite3'}")
+    if DATABASES["sandbox"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["sandbox"].setdefault("OPTIONS", {}).update(
+            {"transaction_mode": "IMMEDIATE", "timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"}
+        )
+        # A file, not memory: webhook retries and live-server threads open their own connections.
+        DATABASES["sandbox"]["TEST"] = {
+            "NAME": str(Path(tempfile.gettempdir()) / f"pipedrive-sandbox-test-{os.getpid()}.sqlite3")
+        }
+    DATABASE_ROUTERS = ["sandbox.routers.SandboxRouter"]
 
 
 def _dev_fernet_key(secret: str) -> str:
@@ -182,6 +257,39 @@ def _dev_fernet_key(secret: str) -> str:
 TOKEN_ENCRYPTION_KEYS = env.list("TOKEN_ENCRYPTION_KEYS", default=[]) or ([_dev_fernet_key(SECRET_KEY)] if _DEV else [])
 if not TOKEN_ENCRYPTION_KEYS:
     raise ImproperlyConfigured("TOKEN_ENCRYPTION_KEYS is not set; see .env.example.")
+
+# --- Operators' dashboard: staff sign-in with django-allauth + TOTP (begin) ------------------------
+# The dashboard's templates override allauth's, so the dashboard app comes before allauth.
+INSTALLED_APPS += ["pipedrive_app.dashboard", "allauth", "allauth.account", "allauth.mfa"]
+MIDDLEWARE.append("allauth.account.middleware.AccountMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_ADAPTER = "pipedrive_app.dashboard.adapters.OperatorAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"  # operators are created verified by `create_operator`
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+# Django users are operators only (Pipedrive users never get one): strong passwords.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+ACCOUNT_SESSION_REMEMBER = False
+# ACCOUNT_RATE_LIMITS is left unset on purpose: allauth's default limits (login, failed logins,
+# password reset, ...) stay on.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Pipedrive app operators")
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "dashboard:overview"
+ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+# Dashboard actions that call Pipedrive run as Celery tasks (eager in development).
+DASHBOARD_PAGE_SIZE = env.int("DASHBOARD_PAGE_SIZE", default=50)
+# --- Operators' dashboard (end) -------------------------------------------------------------------
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import TemplateView
@@ -9,5 +10,13 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("dashboard/", include("pipedrive_app.dashboard.urls")),
     path("", include("pipedrive_app.installations.urls")),
+    path("", include("pipedrive_app.webhooks.urls")),
+    path("extensions/", include("extensions.urls")),
 ]
+
+if settings.PIPEDRIVE_SANDBOX:
+    # The local Pipedrive stand-in; the app itself reaches it only over HTTP.
+    urlpatterns.append(path("sandbox/", include("sandbox.urls")))

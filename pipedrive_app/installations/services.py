@@ -107,6 +107,26 @@ def register_company_settings_changed_hook(hook: Callable[[int], None]) -> None:
         _settings_changed_hooks.append(hook)
 
 
+# Callables run at the start of a vendor-side uninstall, while the installation's tokens still work:
+# webhook subscriptions are deleted at Pipedrive here. A hook must not raise.
+_before_vendor_uninstall_hooks: list[Callable[[Installation], None]] = []
+
+
+def register_before_vendor_uninstall_hook(hook: Callable[[Installation], None]) -> None:
+    if hook not in _before_vendor_uninstall_hooks:
+        _before_vendor_uninstall_hooks.append(hook)
+
+
+# Callables run (on commit) with the company's pk after one user's installation is uninstalled while
+# the company keeps others: webhook ownership moves to another admin here.
+_installation_uninstalled_hooks: list[Callable[[int], None]] = []
+
+
+def register_installation_uninstalled_hook(hook: Callable[[int], None]) -> None:
+    if hook not in _installation_uninstalled_hooks:
+        _installation_uninstalled_hooks.append(hook)
+
+
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 3650
 
 
@@ -449,6 +469,8 @@ def installation_uninstall(
             )
         remaining = company.installations.exclude(status=Installation.Status.UNINSTALLED).exists()
         if remaining:
+            company_pk = company.pk
+            transaction.on_commit(lambda: [hook(company_pk) for hook in list(_installation_uninstalled_hooks)])
             return UninstallResult(installation_found=installation is not None, company_purged=False)
         LifecycleEvent.objects.create(
             kind=LifecycleEvent.Kind.COMPANY_UNINSTALLED,
@@ -466,6 +488,8 @@ def installation_uninstall_by_vendor(*, installation: Installation) -> Uninstall
     If revocation fails, nothing is erased locally so the operator can try again.
     """
     installation.refresh_from_db()
+    for hook in list(_before_vendor_uninstall_hooks):
+        hook(installation)
     if installation.refresh_token:
         oauth_client().revoke(token=installation.refresh_token, token_type_hint="refresh_token")
     return installation_uninstall(

@@ -39,7 +39,7 @@ from .errors import (
     PipedriveUnavailable,
     PipedriveValidationError,
 )
-from .types import CurrentUser, Deal, Note, Page, Person, Webhook
+from .types import CurrentUser, Deal, FieldDefinition, Note, Organization, Page, Person, Pipeline, Stage, User, Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,16 @@ _EPOCH_THRESHOLD = 1_000_000_000
 # When a 429 names no wait at all, back off 1, 2, 4... seconds.
 _FALLBACK_RATE_LIMIT_WAIT = 1.0
 _VALIDATION_STATUSES = frozenset({400, 409, 410, 422})
+MAX_PAGE_SIZE = 500
+# Field metadata per webhook entity (v2). Leads use the deal fields.
+FIELD_ENDPOINTS = {
+    "deal": "/api/v2/dealFields",
+    "lead": "/api/v2/dealFields",
+    "person": "/api/v2/personFields",
+    "organization": "/api/v2/organizationFields",
+    "product": "/api/v2/productFields",
+    "activity": "/api/v2/activityFields",
+}
 
 
 class TokenSource(Protocol):
@@ -96,6 +106,28 @@ class PipedriveClient:
     def get_current_user(self) -> CurrentUser:
         """``GET /api/v1/users/me`` (scope ``base``)."""
         return CurrentUser.from_api(self._data_object(self._request("GET", "/api/v1/users/me")))
+
+    def get_user(self, user_id: int) -> User:
+        """``GET /api/v1/users/{id}``; needs the ``users:read`` scope (403 without it)."""
+        return User.from_api(self._data_object(self._request("GET", f"/api/v1/users/{int(user_id)}")))
+
+    # --- pipelines, stages, organizations (v2) ----------------------------------------------------
+
+    def get_pipeline(self, pipeline_id: int) -> Pipeline:
+        return Pipeline.from_api(self._data_object(self._request("GET", f"/api/v2/pipelines/{int(pipeline_id)}")))
+
+    def get_stage(self, stage_id: int) -> Stage:
+        return Stage.from_api(self._data_object(self._request("GET", f"/api/v2/stages/{int(stage_id)}")))
+
+    def get_organization(self, org_id: int) -> Organization:
+        return Organization.from_api(self._data_object(self._request("GET", f"/api/v2/organizations/{int(org_id)}")))
+
+    # --- interactive callers ----------------------------------------------------------------------
+
+    def limit_rate_limit_waits(self, *, max_waits: int, max_wait_seconds: float) -> None:
+        """Wait less on 429 than the defaults: a panel must answer inside Pipedrive's 10 seconds."""
+        self._max_rate_limit_waits = max(0, max_waits)
+        self._max_rate_limit_wait_seconds = max(0.0, max_wait_seconds)
 
     # --- deals (v2) -------------------------------------------------------------------------------
 
@@ -196,6 +228,20 @@ class PipedriveClient:
 
     def delete_webhook(self, webhook_id: int) -> None:
         self._request("DELETE", f"/api/v1/webhooks/{int(webhook_id)}")
+
+    # --- field metadata (v2 ``/<entity>Fields``, cursor pagination) -------------------------------
+
+    def list_fields(
+        self, entity: str, *, limit: int = MAX_PAGE_SIZE, cursor: str | None = None
+    ) -> Page[FieldDefinition]:
+        """One page of ``GET /api/v2/dealFields`` (personFields, organizationFields, ...)."""
+        path = FIELD_ENDPOINTS.get(entity)
+        if path is None:
+            raise ValueError(f"no field metadata endpoint for {entity!r}")
+        return self._cursor_page(path, {}, FieldDefinition.from_api, limit=limit, cursor=cursor)
+
+    def iter_fields(self, entity: str, *, limit: int = MAX_PAGE_SIZE) -> Iterator[FieldDefinition]:
+        return _iterate_cursor_pages(lambda cursor: self.list_fields(entity, limit=limit, cursor=cursor))
 
     # --- pagination, written once per style -------------------------------------------------------
 

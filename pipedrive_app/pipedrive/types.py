@@ -353,6 +353,124 @@ class Webhook:
 
 
 @dataclass(frozen=True, slots=True)
+class Pipeline:
+    """``GET /api/v2/pipelines/{id}`` (scope deals:read)."""
+
+    id: int
+    name: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, payload: Mapping[str, Any]) -> Self:
+        return cls(id=_require_id(payload, "pipeline"), name=_as_str(payload.get("name")) or "", raw=dict(payload))
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """``GET /api/v2/stages/{id}`` (scope deals:read)."""
+
+    id: int
+    name: str
+    pipeline_id: int | None
+    order_nr: int | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, payload: Mapping[str, Any]) -> Self:
+        return cls(
+            id=_require_id(payload, "stage"),
+            name=_as_str(payload.get("name")) or "",
+            pipeline_id=_as_int(payload.get("pipeline_id")),
+            order_nr=_as_int(payload.get("order_nr")),
+            raw=dict(payload),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    """``GET /api/v2/organizations/{id}`` (scope contacts:read); ``address`` is the full address text."""
+
+    id: int
+    name: str
+    address: str | None
+    owner_id: int | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, payload: Mapping[str, Any]) -> Self:
+        address = payload.get("address")
+        return cls(
+            id=_require_id(payload, "organization"),
+            name=_as_str(payload.get("name")) or "",
+            address=_as_str(address.get("value")) if isinstance(address, Mapping) else _as_str(address),
+            owner_id=_as_int(payload.get("owner_id")),
+            raw=dict(payload),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """``GET /api/v1/users/{id}`` (scope users:read): another user of the company."""
+
+    id: int
+    name: str
+    email: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, payload: Mapping[str, Any]) -> Self:
+        return cls(
+            id=_require_id(payload, "user"),
+            name=_as_str(payload.get("name")) or "",
+            email=_as_str(payload.get("email")) or "",
+            raw=dict(payload),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldOption:
+    """One option of an enum/set field. Custom fields use integer ids, built-in fields strings."""
+
+    id: int | str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDefinition:
+    """One field of ``GET /api/v2/<entity>Fields``: ``key`` is ``field_code`` (a 40-character hash for
+    custom fields), ``name`` the label people see in Pipedrive."""
+
+    key: str
+    name: str
+    field_type: str
+    options: tuple[FieldOption, ...] = ()
+    is_custom: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, payload: Mapping[str, Any]) -> Self:
+        key = _as_str(payload.get("field_code", payload.get("key")))
+        if not key:
+            raise ValueError("field payload has no field_code")
+        options: list[FieldOption] = []
+        raw_options = payload.get("options")
+        for item in raw_options if isinstance(raw_options, list) else []:
+            if not isinstance(item, Mapping) or item.get("id") is None:
+                continue
+            numeric = _as_int(item["id"])
+            option_id: int | str = numeric if numeric is not None else str(item["id"])
+            options.append(FieldOption(id=option_id, label=_as_str(item.get("label")) or str(item["id"])))
+        return cls(
+            key=key,
+            name=_as_str(payload.get("field_name", payload.get("name"))) or key,
+            field_type=_as_str(payload.get("field_type")) or "",
+            options=tuple(options),
+            is_custom=_as_bool(payload.get("is_custom_field")),
+            raw=dict(payload),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of a list. v2 lists set ``next_cursor``, v1 lists ``next_start``; None at the end."""
 

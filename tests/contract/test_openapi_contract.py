@@ -388,7 +388,63 @@ OPERATIONS = [
         200,
         _set(("success",), "true"),
     ),
+    # Read by the extensions' panels.
+    Operation(
+        "GET",
+        "/api/v1/users/{id}",
+        lambda s: _users_get_with_users_read_scope(s),
+        200,
+        _set(("data", "activated"), "yes"),
+    ),
+    Operation(
+        "GET",
+        "/api/v2/pipelines/{id}",
+        lambda s: _exchange(s.double, "GET", f"/api/v2/pipelines/{s.double.add_pipeline(COMPANY)['id']}", **_bearer(s)),
+        200,
+        _set(("data", "name"), 5),
+    ),
+    Operation(
+        "GET",
+        "/api/v2/stages/{id}",
+        lambda s: _exchange(s.double, "GET", f"/api/v2/stages/{s.double.add_stage(COMPANY)['id']}", **_bearer(s)),
+        200,
+        _set(("data", "order_nr"), "first"),
+    ),
+    Operation(
+        "GET",
+        "/api/v2/organizations/{id}",
+        lambda s: _exchange(
+            s.double,
+            "GET",
+            f"/api/v2/organizations/{s.double.add_organization(COMPANY, address='Tallinn')['id']}",
+            **_bearer(s),
+        ),
+        200,
+        _set(("data", "address", "value"), 7),
+    ),
+    *(
+        Operation(
+            "GET",
+            f"/api/v2/{entity}Fields",
+            lambda s, entity=entity: (
+                s.double.add_field(
+                    COMPANY, entity, field_name="Size", field_type="enum", options=[{"id": 1, "label": "Big"}]
+                ),
+                s.double.add_field(COMPANY, entity, field_name="Notes"),
+                _exchange(s.double, "GET", f"/api/v2/{entity}Fields", params={"limit": 1}, **_bearer(s)),
+            )[-1],
+            200,
+            _set(("data", 0, "field_type"), 12),
+        )
+        for entity in ("deal", "person", "organization")
+    ),
 ]
+
+
+def _users_get_with_users_read_scope(seeded: Seeded) -> Exchange:
+    seeded.double.add_user(COMPANY, USER + 1, scopes="base,users:read")
+    token = obtain_tokens(seeded.double, COMPANY, USER + 1)["access_token"]
+    return _exchange(seeded.double, "GET", f"/api/v1/users/{USER}", headers={"Authorization": f"Bearer {token}"})
 
 
 def test_the_operations_below_cover_everything_the_double_implements() -> None:

@@ -115,6 +115,11 @@ class _Company:
     persons: dict[int, dict[str, Any]] = field(default_factory=dict)
     notes: dict[int, dict[str, Any]] = field(default_factory=dict)
     webhooks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # v2 field metadata per fields endpoint ("deal", "person", "organization", ...), in list order.
+    fields: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    pipelines: dict[int, dict[str, Any]] = field(default_factory=dict)
+    stages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    organizations: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -266,6 +271,7 @@ class PipedriveDouble:
         self.refresh_delay: float = 0.0  # the token endpoint sleeps this long on a refresh grant
         self.rotate_refresh_tokens: bool = False  # True: each refresh returns a new refresh token
         self.unreachable_subscription_urls: set[str] = set()  # webhook create answers 400 for these
+        self.api_delay: float = 0.0  # every /api/ answer waits this long first (latency for benchmarks)
         # Observation.
         self.requests: list[RecordedRequest] = []
         self.grants: list[str] = []
@@ -281,7 +287,8 @@ class PipedriveDouble:
         self._refresh_tokens: dict[str, _RefreshGrant] = {}
         self._access_tokens: dict[str, _AccessGrant] = {}
         self._faults: dict[str, deque[_Fault]] = {}
-        self._ids = {kind: itertools.count(1) for kind in ("deal", "person", "note", "webhook")}
+        kinds = ("deal", "person", "note", "webhook", "pipeline", "stage", "organization")
+        self._ids = {kind: itertools.count(1) for kind in kinds}
         self._authorize_decision: tuple[int, int] | str | None = None
         self._server: _DoubleServer | None = None
         self._thread: threading.Thread | None = None
@@ -433,6 +440,97 @@ class PipedriveDouble:
             person["phones"] = _contact_points(person.get("phones"), label="mobile")
             company.persons[person_id] = person
             return json.loads(json.dumps(person))
+
+    def add_pipeline(self, company_id: int, **fields: Any) -> dict[str, Any]:
+        """Seed a v2 pipeline. Returns a copy."""
+        with self._lock:
+            company = self._company(company_id)
+            pipeline_id = int(fields.pop("id", None) or next(self._ids["pipeline"]))
+            stamp = self._rfc3339()
+            pipeline: dict[str, Any] = {
+                "id": pipeline_id,
+                "name": f"Pipeline {pipeline_id}",
+                "order_nr": pipeline_id,
+                "is_deleted": False,
+                "is_deal_probability_enabled": False,
+                "add_time": stamp,
+                "update_time": stamp,
+            }
+            pipeline.update(fields)
+            company.pipelines[pipeline_id] = pipeline
+            return json.loads(json.dumps(pipeline))
+
+    def add_stage(self, company_id: int, **fields: Any) -> dict[str, Any]:
+        """Seed a v2 stage (``pipeline_id`` defaults to 1). Returns a copy."""
+        with self._lock:
+            company = self._company(company_id)
+            stage_id = int(fields.pop("id", None) or next(self._ids["stage"]))
+            stamp = self._rfc3339()
+            stage: dict[str, Any] = {
+                "id": stage_id,
+                "order_nr": stage_id,
+                "name": f"Stage {stage_id}",
+                "is_deleted": False,
+                "deal_probability": 100,
+                "pipeline_id": 1,
+                "is_deal_rot_enabled": False,
+                "days_to_rotten": None,
+                "add_time": stamp,
+                "update_time": stamp,
+            }
+            stage.update(fields)
+            company.stages[stage_id] = stage
+            return json.loads(json.dumps(stage))
+
+    def add_organization(self, company_id: int, **fields: Any) -> dict[str, Any]:
+        """Seed a v2 organization; ``address`` may be a plain string. Returns a copy."""
+        with self._lock:
+            company = self._company(company_id)
+            org_id = int(fields.pop("id", None) or next(self._ids["organization"]))
+            stamp = self._rfc3339()
+            organization: dict[str, Any] = {
+                "id": org_id,
+                "name": f"Organization {org_id}",
+                "owner_id": self._default_owner(company_id),
+                "add_time": stamp,
+                "update_time": stamp,
+                "is_deleted": False,
+                "visible_to": 3,
+                "label_ids": [],
+                "custom_fields": {},
+            }
+            organization.update(fields)
+            if isinstance(organization.get("address"), str):
+                organization["address"] = {"value": organization["address"]}
+            company.organizations[org_id] = organization
+            return json.loads(json.dumps(organization))
+
+    def add_field(
+        self,
+        company_id: int,
+        entity: str,
+        *,
+        field_code: str | None = None,
+        field_name: str,
+        field_type: str = "varchar",
+        options: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Seed a field served by ``GET /api/v2/<entity>Fields``; without ``field_code`` a custom field
+        with a 40-character hash key. Returns a copy."""
+        with self._lock:
+            company = self._company(company_id)
+            code = field_code or secrets.token_hex(20)
+            record: dict[str, Any] = {
+                "field_name": field_name,
+                "field_code": code,
+                "field_type": field_type,
+                "options": options,
+                "subfields": None,
+                "is_custom_field": field_code is None,
+                "is_optional_response_field": False,
+            }
+            company.fields.setdefault(entity, []).append(record)
+            return json.loads(json.dumps(record))
 
     def issue_code(self, company_id: int, user_id: int, *, redirect_uri: str) -> str:
         """An authorization code, as if the user clicked "Allow and install" (single use, 5 minutes)."""
@@ -607,6 +705,8 @@ class PipedriveDouble:
                 return None
             return _Reply(fault.status, fault.body, "application/json", fault.headers)
 
+        if self.api_delay and path.startswith("/api/"):
+            time.sleep(self.api_delay)
         route, path_args = _find_route(method, path)
         if route is None:
             return _json_reply(404, {"success": False, "error": "Unknown method .", "errorCode": 404})
@@ -822,6 +922,45 @@ class PipedriveDouble:
         }
         return _json_reply(200, {"success": True, "data": me})
 
+    def _users_get(self, call: _Call) -> _Reply:
+        grant = _granted(call)
+        user = self._users.get((grant.company_id, _path_int(call, "id")))
+        if user is None:
+            raise _api_error(404, "User not found")
+        stamp = self._v1_time()
+        data = {
+            "id": user.id,
+            "name": user.name,
+            "default_currency": "EUR",
+            "locale": user.locale,
+            "lang": 1,
+            "email": user.email,
+            "activated": True,
+            "last_login": stamp,
+            "created": stamp,
+            "modified": stamp,
+            "has_created_company": user.is_admin,
+            "access": [{"app": "global", "admin": user.is_admin, "permission_set_id": str(uuid.uuid4())}],
+            "active_flag": True,
+            "timezone_name": user.timezone_name,
+            "timezone_offset": "+02:00",
+            "role_id": 1,
+            "is_you": user.id == grant.user_id,
+            "is_deleted": False,
+        }
+        return _json_reply(200, {"success": True, "data": data})
+
+    # --- REST API: pipelines, stages, organizations (v2) ----------------------------------------
+
+    def _pipelines_get(self, call: _Call) -> _Reply:
+        return self._v2_get(call, self._company(_granted(call).company_id).pipelines, "Pipeline")
+
+    def _stages_get(self, call: _Call) -> _Reply:
+        return self._v2_get(call, self._company(_granted(call).company_id).stages, "Stage")
+
+    def _organizations_get(self, call: _Call) -> _Reply:
+        return self._v2_get(call, self._company(_granted(call).company_id).organizations, "Organization")
+
     # --- REST API: deals and persons (v2, cursor pagination) ------------------------------------
 
     def _deals_get(self, call: _Call) -> _Reply:
@@ -876,6 +1015,19 @@ class PipedriveDouble:
             # Pipedrive sends "next_cursor": null on the last page, but the files type it as a
             # non-nullable string; the double leaves it out and the client accepts both.
             additional["next_cursor"] = _encode_cursor(page[-1]["id"])
+        return _json_reply(200, {"success": True, "data": [_compact(r) for r in page], "additional_data": additional})
+
+    # --- REST API: field metadata (v2, cursor pagination) ---------------------------------------
+
+    def _fields_list(self, call: _Call) -> _Reply:
+        entity = call.path.rsplit("/", 1)[-1].removesuffix("Fields")
+        records = self._company(_granted(call).company_id).fields.get(entity, [])
+        limit = _page_limit(call)
+        after = _decode_cursor(call.query.get("cursor"))  # the index of the first item of the page
+        page = records[after : after + limit]
+        additional: dict[str, Any] = {}
+        if after + limit < len(records):
+            additional["next_cursor"] = _encode_cursor(after + limit)
         return _json_reply(200, {"success": True, "data": [_compact(r) for r in page], "additional_data": additional})
 
     # --- REST API: notes (v1, start/limit pagination) -------------------------------------------
@@ -1175,10 +1327,17 @@ _ROUTES: tuple[_Route, ...] = (
     _Route("POST", "/oauth/token", "v1", "/oauth/token", PipedriveDouble._oauth_token, False, locked=False),
     _Route("POST", "/oauth/revoke", "", "", PipedriveDouble._oauth_revoke, False),
     _Route("GET", "/api/v1/users/me", "v1", "/users/me", PipedriveDouble._users_me),
+    _Route("GET", "/api/v1/users/{id}", "v1", "/users/{id}", PipedriveDouble._users_get),
+    _Route("GET", "/api/v2/pipelines/{id}", "v2", "/pipelines/{id}", PipedriveDouble._pipelines_get),
+    _Route("GET", "/api/v2/stages/{id}", "v2", "/stages/{id}", PipedriveDouble._stages_get),
+    _Route("GET", "/api/v2/organizations/{id}", "v2", "/organizations/{id}", PipedriveDouble._organizations_get),
     _Route("GET", "/api/v2/deals", "v2", "/deals", PipedriveDouble._deals_list),
     _Route("GET", "/api/v2/deals/{id}", "v2", "/deals/{id}", PipedriveDouble._deals_get),
     _Route("GET", "/api/v2/persons", "v2", "/persons", PipedriveDouble._persons_list),
     _Route("GET", "/api/v2/persons/{id}", "v2", "/persons/{id}", PipedriveDouble._persons_get),
+    _Route("GET", "/api/v2/dealFields", "v2", "/dealFields", PipedriveDouble._fields_list),
+    _Route("GET", "/api/v2/personFields", "v2", "/personFields", PipedriveDouble._fields_list),
+    _Route("GET", "/api/v2/organizationFields", "v2", "/organizationFields", PipedriveDouble._fields_list),
     _Route("GET", "/api/v1/notes", "v1", "/notes", PipedriveDouble._notes_list),
     _Route("POST", "/api/v1/notes", "v1", "/notes", PipedriveDouble._notes_create),
     _Route("GET", "/api/v1/webhooks", "v1", "/webhooks", PipedriveDouble._webhooks_list),

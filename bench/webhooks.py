@@ -1,0 +1,264 @@
+"""`make bench-webhooks`: the webhook receiver under gunicorn on loopback with PostgreSQL.
+
+Prints (figures, not asserts):
+  1. receiver throughput and p50/p99 acknowledgement latency, beside a bare Django view returning 200
+     on the same gunicorn set-up (the ratio is the figure);
+  2. end-to-end lag from a delivery being posted to its history row, at a steady rate, with a real
+     Celery worker.
+
+Needs DATABASE_URL (PostgreSQL). Uses a throwaway database next to it and a private queue; the
+broker is CELERY_BROKER_URL if set, else a private redis-server on a free loopback port.
+Knobs (environment): BENCH_REQUESTS (3000), BENCH_CONCURRENCY (16), BENCH_RATE (40/s),
+BENCH_SECONDS (20), BENCH_GUNICORN_WORKERS (2), BENCH_GUNICORN_THREADS (8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.webhooks import load_harness as harness  # noqa: E402  (process helpers, no test code)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def _event(company_id: int, deal: int, step: int) -> dict:
+    return {
+        "meta": {
+            "action": "change",
+            "entity": "deal",
+            "entity_id": str(deal),
+            "company_id": str(company_id),
+            "user_id": "1",
+            "id": str(uuid.uuid4()),
+            "version": "2.0",
+            "attempt": 1,
+            "change_source": "app",
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        },
+        "data": {"id": deal, "title": f"Deal {deal}", "value": step, "currency": "EUR", "custom_fields": {}},
+        "previous": {"value": step - 1},
+    }
+
+
+def _hammer(
+    url: str, auth: tuple[str, str] | None, bodies: list[bytes], concurrency: int
+) -> tuple[float, list[float], dict]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    chunks = [bodies[i::concurrency] for i in range(concurrency)]
+
+    def run(chunk: list[bytes]) -> None:
+        session = requests.Session()
+        session.auth = auth
+        for body in chunk:
+            began = time.perf_counter()
+            response = session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+            spent = time.perf_counter() - began
+            with lock:
+                latencies.append(spent)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(run, chunks))
+    return time.perf_counter() - started, latencies, statuses
+
+
+def main() -> int:
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        print(
+            "bench-webhooks needs PostgreSQL: set DATABASE_URL=postgres://user@host:5432/dbname "
+            "(a throwaway database '<dbname>_webhooks_bench' is created next to it and dropped afterwards)."
+        )
+        return 2
+    requests_total = int(os.environ.get("BENCH_REQUESTS", 3000))
+    concurrency = int(os.environ.get("BENCH_CONCURRENCY", 16))
+    rate = float(os.environ.get("BENCH_RATE", 40))
+    seconds = float(os.environ.get("BENCH_SECONDS", 20))
+    workers = os.environ.get("BENCH_GUNICORN_WORKERS", "2")
+    threads = os.environ.get("BENCH_GUNICORN_THREADS", "8")
+
+    parts = urlsplit(database_url)
+    bench_db = f"{parts.path.lstrip('/') or 'postgres'}_webhooks_bench"
+    bench_url = urlunsplit(parts._replace(path=f"/{bench_db}"))
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    logs = Path(os.environ.get("BENCH_LOG_DIR") or tempfile.mkdtemp(prefix="bench-webhooks-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    children: list[harness.Child] = []
+    redis: harness.PrivateRedis | None = None
+
+    import psycopg
+
+    with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}"')
+        conn.execute(f'CREATE DATABASE "{bench_db}"')
+    try:
+        broker = os.environ.get("CELERY_BROKER_URL", "")
+        if not broker:
+            redis = harness.PrivateRedis(logs).start()
+            broker = redis.url
+        env = {
+            **os.environ,
+            "DATABASE_URL": bench_url,
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DEBUG": os.environ.get("DEBUG", "off"),
+            "LOG_LEVEL": "WARNING",
+            "CELERY_BROKER_URL": broker,
+            "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"),
+            "PIPEDRIVE_CLIENT_ID": "bench",
+            "PIPEDRIVE_CLIENT_SECRET": "bench",
+            "TOKEN_ENCRYPTION_KEYS": os.environ.get("TOKEN_ENCRYPTION_KEYS", "") or _fernet_key(),
+            "PIPEDRIVE_SANDBOX": "off",
+        }
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        os.environ.update(
+            {
+                k: env[k]
+                for k in (
+                    "DATABASE_URL",
+                    "DJANGO_SETTINGS_MODULE",
+                    "SECRET_KEY",
+                    "PIPEDRIVE_CLIENT_ID",
+                    "PIPEDRIVE_CLIENT_SECRET",
+                    "TOKEN_ENCRYPTION_KEYS",
+                    "DEBUG",
+                    "PIPEDRIVE_SANDBOX",
+                )
+            }
+        )
+        import django
+
+        django.setup()
+        from django.db.models import Max
+
+        from pipedrive_app.history.models import ChangeRecord
+        from pipedrive_app.installations.models import Company
+        from pipedrive_app.webhooks.models import InboxEvent
+        from pipedrive_app.webhooks.services import webhook_state_get_or_create
+
+        company = Company.objects.create(pipedrive_company_id=777, name="Bench", api_domain="http://127.0.0.1:9")
+        state = webhook_state_get_or_create(company=company)
+        auth = (state.http_auth_user, state.http_auth_password)
+
+        # 1. Receiver vs bare view. Nothing consumes this queue: only acknowledgement is measured.
+        idle_queue = f"bench-idle-{uuid.uuid4().hex[:8]}"
+        server, base = harness.gunicorn(
+            {**env, "CELERY_TASK_DEFAULT_QUEUE": idle_queue}, logs, workers=int(workers), threads=int(threads)
+        )
+        children.append(server)
+        bodies = [json.dumps(_event(777, i % 500 + 1, i)).encode() for i in range(requests_total)]
+        _hammer(f"{base}/bench/bare/", None, bodies[:300], concurrency)  # warm-up
+        bare_time, bare_lat, bare_status = _hammer(f"{base}/bench/bare/", None, bodies, concurrency)
+        recv_time, recv_lat, recv_status = _hammer(
+            f"{base}/webhooks/pipedrive/{state.url_key}/", auth, bodies, concurrency
+        )
+        dup_time, dup_lat, dup_status = _hammer(
+            f"{base}/webhooks/pipedrive/{state.url_key}/", auth, bodies[:1000], concurrency
+        )
+        server.stop()
+        _purge(broker, idle_queue)
+        stored = InboxEvent.objects.count()
+        InboxEvent.objects.all().delete()
+
+        print(
+            f"\ngunicorn gthread {workers} workers x {threads} threads, {concurrency} concurrent clients, "
+            f"{requests_total} POSTs of a v2 deal.change; PostgreSQL; broker {'private redis' if redis else broker}"
+        )
+        print(f"{'':28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}  statuses")
+        for name, elapsed, lat, status in (
+            ("bare view (200, no work)", bare_time, bare_lat, bare_status),
+            ("webhook receiver", recv_time, recv_lat, recv_status),
+            ("receiver, duplicates", dup_time, dup_lat, dup_status),
+        ):
+            print(
+                f"{name:28}{len(lat) / elapsed:9.0f}{_percentile(lat, 0.5) * 1000:9.1f}"
+                f"{_percentile(lat, 0.99) * 1000:9.1f}  {status}"
+            )
+        print(
+            f"receiver/bare throughput ratio: {(requests_total / recv_time) / (requests_total / bare_time):.2f}; "
+            f"p50 latency ratio {_percentile(recv_lat, 0.5) / _percentile(bare_lat, 0.5):.2f}; "
+            f"inbox rows stored: {stored} of {requests_total}"
+        )
+
+        # 2. End-to-end lag at a steady rate, with a real worker.
+        queue = f"bench-e2e-{uuid.uuid4().hex[:8]}"
+        server, base = harness.gunicorn(
+            {**env, "CELERY_TASK_DEFAULT_QUEUE": queue}, logs, workers=int(workers), threads=int(threads)
+        )
+        children.append(server)
+        worker = harness.celery_worker({**env, "CELERY_TASK_DEFAULT_QUEUE": queue}, queue, logs)
+        children.append(worker)
+        time.sleep(3)  # worker boot
+        session = requests.Session()
+        session.auth = auth
+        sent: dict[int, float] = {}
+        total = int(rate * seconds)
+        start = time.time()
+        for number in range(total):
+            target = start + number / rate
+            time.sleep(max(0.0, target - time.time()))
+            deal = 100_000 + number  # one deal per event: its history row identifies it
+            sent[deal] = time.time()
+            session.post(f"{base}/webhooks/pipedrive/{state.url_key}/", json=_event(777, deal, 1), timeout=30)
+        harness.wait_for(lambda: ChangeRecord.objects.filter(entity_id__gte=100_000).count() >= total, 120, 0.5)
+        written = dict(
+            ChangeRecord.objects.filter(entity_id__gte=100_000).values_list("entity_id").annotate(Max("created_at"))
+        )
+        lags = [written[deal].timestamp() - at for deal, at in sent.items() if deal in written]
+        print(
+            f"\nend-to-end at {rate:.0f} deliveries/s for {seconds:.0f} s (1 worker, prefork x2): "
+            f"{len(lags)}/{total} history rows; lag p50 {_percentile(lags, 0.5) * 1000:.0f} ms, "
+            f"p99 {_percentile(lags, 0.99) * 1000:.0f} ms, max {max(lags) * 1000 if lags else float('nan'):.0f} ms"
+        )
+        print(f"(logs in {logs})")
+        return 0
+    finally:
+        for child in children:
+            child.stop()
+        if redis is not None:
+            redis.stop()
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgres://", "postgresql://", 1)
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def _purge(broker: str, queue: str) -> None:
+    import redis as redis_client
+
+    redis_client.Redis.from_url(broker).delete(queue)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Writes started from inside an extension: a note on the record, the company's settings.
+
+Both act as the viewer, with the viewer's own installation: Pipedrive checks the user's own
+permissions on the note, and only an active admin may change the company's settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.utils.html import escape
+
+from pipedrive_app.installations.models import CompanySettings, Installation
+from pipedrive_app.installations.services import (
+    InstallationNotActive,
+    InvalidSettings,
+    NeedsReauth,
+    company_settings_update,
+)
+from pipedrive_app.pipedrive.errors import (
+    PipedriveError,
+    PipedriveForbidden,
+    PipedriveNotFound,
+    PipedriveRateLimited,
+    PipedriveUnavailable,
+    PipedriveValidationError,
+)
+from pipedrive_app.pipedrive.types import Note
+
+from .panel_auth import PanelContext
+from .viewer_client import viewer_client
+
+logger = logging.getLogger(__name__)
+
+MAX_NOTE_LENGTH = 10_000
+
+
+class ActionRefused(Exception):
+    """The action was not done; ``message`` is safe to show in a snackbar, ``status`` is the HTTP one."""
+
+    def __init__(self, message: str, *, status: int = 400, code: str = "refused") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class NoteCreated:
+    note: Note
+
+
+def _active_installation(panel: PanelContext) -> Installation:
+    installation = panel.installation
+    if installation is None or not panel.viewer_installed:
+        raise ActionRefused("Install the app in Pipedrive first.", status=403, code="not_installed")
+    if installation.status == Installation.Status.NEEDS_REAUTH:
+        raise ActionRefused("Reconnect the app to Pipedrive first.", status=409, code="needs_reauth")
+    return installation
+
+
+def _note_html(text: str) -> str:
+    """The user typed plain text; Pipedrive stores note content as HTML."""
+    paragraphs = [escape(line) for line in text.strip().splitlines()]
+    return "<br>".join(paragraphs)
+
+
+def panel_note_create(*, panel: PanelContext, resource: str, record_id: int, content: str) -> NoteCreated:
+    """Create a note on the deal or person, as the viewer."""
+    text = (content or "").strip()
+    if not text:
+        raise ActionRefused("Write something before adding the note.")
+    if len(text) > MAX_NOTE_LENGTH:
+        raise ActionRefused(f"A note can be at most {MAX_NOTE_LENGTH} characters long.")
+    if resource not in {"deal", "person"}:
+        raise ActionRefused("Notes can be added to deals and persons only.")
+    installation = _active_installation(panel)
+    try:
+        client = viewer_client(installation)
+    except (NeedsReauth, InstallationNotActive):
+        raise ActionRefused("Reconnect the app to Pipedrive first.", status=409, code="needs_reauth") from None
+    except PipedriveError:
+        raise ActionRefused("Pipedrive could not be reached. Try again in a moment.", status=503) from None
+    try:
+        if resource == "deal":
+            note = client.create_note(content=_note_html(text), deal_id=record_id)
+        else:
+            note = client.create_note(content=_note_html(text), person_id=record_id)
+    except (NeedsReauth, InstallationNotActive):
+        raise ActionRefused("Reconnect the app to Pipedrive first.", status=409, code="needs_reauth") from None
+    except PipedriveRateLimited:
+        raise ActionRefused("Pipedrive is busy (rate limit reached). Try again in a minute.", status=429) from None
+    except (PipedriveNotFound, PipedriveValidationError):
+        raise ActionRefused(f"Pipedrive did not accept the note: the {resource} may be gone.", status=422) from None
+    except PipedriveForbidden:
+        raise ActionRefused(f"You are not allowed to add notes to this {resource}.", status=403) from None
+    except PipedriveUnavailable:
+        raise ActionRefused("Pipedrive could not be reached. Try again in a moment.", status=503) from None
+    except PipedriveError as exc:
+        logger.warning("note create failed: %s", exc)
+        raise ActionRefused("Pipedrive refused the note.", status=502) from None
+    finally:
+        client.close()
+    logger.info("note %s added to %s %s by user %s", note.id, resource, record_id, panel.pipedrive_user_id)
+    return NoteCreated(note=note)
+
+
+def panel_settings_save(
+    *, panel: PanelContext, tracked_entities: list[str], history_retention_days: int
+) -> CompanySettings:
+    """Save the company's settings as the viewer (an active admin); reconciliation follows on commit."""
+    installation = _active_installation(panel)
+    if not installation.is_admin:
+        raise ActionRefused("Only a Pipedrive admin of this company can change these settings.", status=403)
+    try:
+        return company_settings_update(
+            company=panel.company,
+            tracked_entities=tracked_entities,
+            history_retention_days=history_retention_days,
+            updated_by=installation,
+        )
+    except InvalidSettings as exc:
+        raise ActionRefused(str(exc)) from None
+    except PermissionError:
+        raise ActionRefused("Only a Pipedrive admin of this company can change these settings.", status=403) from None

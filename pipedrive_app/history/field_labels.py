@@ -1,0 +1,168 @@
+"""How Pipedrive shows fields and values: built-in labels, custom-field definitions, display text."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+CUSTOM_FIELD_KEY = re.compile(r"^[0-9a-f]{40}$")
+UNRESOLVED_CUSTOM_LABEL = "Custom field"
+
+# Standard fields as Pipedrive's UI labels them.
+_COMMON = {
+    "owner_id": "Owner",
+    "user_id": "Owner",
+    "creator_user_id": "Creator",
+    "org_id": "Organization",
+    "person_id": "Contact person",
+    "label_ids": "Labels",
+    "label": "Label",
+    "visible_to": "Visible to",
+    "add_time": "Created",
+    "name": "Name",
+    "currency": "Currency",
+    "is_deleted": "Deleted",
+    "is_archived": "Archived",
+}
+BUILT_IN_LABELS: dict[str, dict[str, str]] = {
+    "deal": {
+        "title": "Title",
+        "value": "Value",
+        "stage_id": "Stage",
+        "pipeline_id": "Pipeline",
+        "status": "Status",
+        "probability": "Probability",
+        "lost_reason": "Lost reason",
+        "expected_close_date": "Expected close date",
+        "close_time": "Deal closed on",
+        "won_time": "Won time",
+        "lost_time": "Lost time",
+        "stage_change_time": "Last stage change",
+        "origin": "Source origin",
+        "channel": "Source channel",
+        "add_time": "Deal created",
+    },
+    "person": {
+        "first_name": "First name",
+        "last_name": "Last name",
+        "emails": "Email",
+        "email": "Email",
+        "phones": "Phone",
+        "phone": "Phone",
+        "job_title": "Job title",
+        "birthday": "Birthday",
+        "postal_address": "Postal address",
+        "marketing_status": "Marketing status",
+    },
+    "organization": {"address": "Address"},
+    "activity": {
+        "subject": "Subject",
+        "type": "Type",
+        "due_date": "Due date",
+        "due_time": "Due time",
+        "duration": "Duration",
+        "done": "Done",
+        "note": "Note",
+        "deal_id": "Deal",
+        "location": "Location",
+    },
+    "product": {"code": "Product code", "unit": "Unit", "tax": "Tax", "prices": "Prices"},
+    "note": {"content": "Content", "deal_id": "Deal", "pinned_to_deal_flag": "Pinned to deal"},
+    "lead": {"title": "Title", "value": "Value", "expected_close_date": "Expected close date"},
+}
+BUILT_IN_OPTIONS: dict[str, dict[str, str]] = {
+    "status": {"open": "Open", "won": "Won", "lost": "Lost", "deleted": "Deleted"},
+}
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    key: str
+    name: str
+    field_type: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FieldLabels:
+    """The definitions known for one company and entity (from the ``*Fields`` cache)."""
+
+    entity: str
+    definitions: Mapping[str, FieldInfo] = field(default_factory=dict)
+
+    def label(self, key: str) -> str:
+        built_in = BUILT_IN_LABELS.get(self.entity, {}).get(key) or _COMMON.get(key)
+        if built_in:
+            return built_in
+        known = self.definitions.get(key)
+        if known is not None and known.name and not CUSTOM_FIELD_KEY.match(known.name):
+            return known.name
+        if CUSTOM_FIELD_KEY.match(key):
+            return UNRESOLVED_CUSTOM_LABEL  # never show a raw hash key
+        return _humanize(key)
+
+    def display(self, key: str, value: Any, *, record: Mapping[str, Any] | None = None) -> str:
+        info = self.definitions.get(key)
+        options = dict(BUILT_IN_OPTIONS.get(key, {}))
+        if info is not None:
+            options.update(info.options)
+        text = value_display(value, options=options)
+        if text and key == "value" and record and isinstance(record.get("currency"), str):
+            text = f"{text} {record['currency']}"
+        return text
+
+
+def _humanize(key: str) -> str:
+    words = key.removesuffix("_id").removesuffix("_ids").replace("_", " ").strip()
+    return words[:1].upper() + words[1:] if words else "Field"
+
+
+def _number(value: Any) -> str:
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    if number == number.to_integral_value():
+        return str(number.quantize(Decimal(1)))
+    return format(number.normalize(), "f")
+
+
+def value_display(value: Any, *, options: Mapping[str, str] | None = None) -> str:
+    """Text for a field value as a person reads it; option ids become their labels."""
+    options = options or {}
+    if value is None or value == "" or value == [] or value == {}:
+        return ""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, Mapping):
+        # v2 typed custom field values ({"type", "id" | "value" | "values"}), monetary
+        # ({"value", "currency"}), address ({"value", ...}) and v1 related objects ({"name", "value"}).
+        if isinstance(value.get("values"), list):
+            return value_display(value["values"], options=options)
+        if "name" in value and isinstance(value["name"], str):
+            return value["name"]
+        if "id" in value and isinstance(value["id"], (int, str)) and not isinstance(value["id"], bool):
+            return options.get(str(value["id"]), str(value["id"]))
+        if "value" in value:
+            inner = value_display(value["value"], options=options)
+            currency = value.get("currency")
+            return f"{inner} {currency}" if inner and isinstance(currency, str) else inner
+        if "label" in value and isinstance(value["label"], str):
+            return value["label"]
+        return json.dumps(value, sort_keys=True, default=str)[:500]
+    if isinstance(value, list):
+        parts = [value_display(item, options=options) for item in value]
+        return ", ".join(part for part in parts if part)
+    if options:
+        text = str(value)
+        if "," in text and not isinstance(value, (int, float)):
+            return ", ".join(options.get(part.strip(), part.strip()) for part in text.split(",") if part.strip())
+        if text in options:
+            return options[text]
+    if isinstance(value, (int, float)):
+        return _number(value)
+    return str(value)

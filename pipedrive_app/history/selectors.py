@@ -1,0 +1,70 @@
+"""Reads of the change history. Panels (extensions/) call ``record_history``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from .models import ChangeRecord, FieldValueState
+
+HistoryKind = Literal["created", "changed", "deleted", "merged"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of a record's history, ready to show. Displays are "" when a value was empty."""
+
+    kind: HistoryKind
+    field_key: str
+    field_label: str
+    old_display: str
+    new_display: str
+    occurred_at: datetime  # aware (UTC), Pipedrive's event time
+    actor_user_id: int | None
+    actor_name: str | None
+    change_source: str
+    old_value: Any = None
+    new_value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentValue:
+    field_key: str
+    value: Any
+    display: str
+    as_of: datetime
+
+
+def record_history(*, company_id: int, entity: str, entity_id: int, limit: int = 50) -> list[HistoryEntry]:
+    """The newest ``limit`` history lines of one record, newest first (by Pipedrive's timestamp).
+
+    ``company_id`` is the app's Company primary key (not Pipedrive's company id).
+    """
+    rows = ChangeRecord.objects.filter(company_id=company_id, entity=entity, entity_id=entity_id).order_by(
+        "-occurred_at", "-pk"
+    )[: max(0, int(limit))]
+    return [
+        HistoryEntry(
+            kind=row.kind,  # type: ignore[arg-type]
+            field_key=row.field_key,
+            field_label=row.field_label,
+            old_display=row.old_display,
+            new_display=row.new_display,
+            occurred_at=row.occurred_at,
+            actor_user_id=row.actor_user_id,
+            actor_name=row.actor_name or None,
+            change_source=row.change_source,
+            old_value=row.old_value,
+            new_value=row.new_value,
+        )
+        for row in rows
+    ]
+
+
+def record_current_values(*, company_id: int, entity: str, entity_id: int) -> dict[str, CurrentValue]:
+    """Each tracked field's value as of the latest event timestamp seen for the record."""
+    return {
+        row.field_key: CurrentValue(field_key=row.field_key, value=row.value, display=row.display, as_of=row.as_of)
+        for row in FieldValueState.objects.filter(company_id=company_id, entity=entity, entity_id=entity_id)
+    }

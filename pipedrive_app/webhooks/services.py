@@ -1,0 +1,461 @@
+"""Webhook subscriptions per company (desired state, reconciliation, ownership) and the event inbox.
+
+Reconciliation treats Pipedrive as the source of truth: it lists the company's webhooks, keeps one
+per desired subscription, deletes duplicates and strays of ours (our URL prefix, not desired), and
+creates what is missing. It runs under a row lock on the company's CompanyWebhookState, so two runs
+for one company take turns and never both create.
+
+The inbox stores every delivery before anything else happens (unique per company + event key), then
+enqueues processing after commit; processing claims the row in the transaction that marks it
+processed, so an event's effects happen once however often it is delivered or enqueued.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from contextlib import nullcontext, suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from pipedrive_app.installations.models import Company, Installation
+from pipedrive_app.installations.services import InstallationNotActive, installation_client
+from pipedrive_app.pipedrive.errors import (
+    PipedriveError,
+    PipedriveForbidden,
+    PipedriveNotFound,
+    PipedriveRateLimited,
+    PipedriveUnavailable,
+    PipedriveValidationError,
+)
+from pipedrive_app.pipedrive.types import Webhook
+
+from .handlers import EventContext, handlers_for
+from .models import CompanyWebhookState, InboxEvent, Subscription
+from .payloads import Delivery, InvalidDelivery, delivery_parse
+from .selectors import (
+    DesiredSubscription,
+    desired_subscriptions,
+    subscription_url_prefix,
+    webhook_owner_candidates,
+)
+
+logger = logging.getLogger(__name__)
+
+# Worth trying again later; anything else is a bug or a 4xx and goes straight to dead.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    PipedriveUnavailable,
+    PipedriveRateLimited,
+    OperationalError,
+    InterfaceError,
+)
+
+
+# --- per-company state --------------------------------------------------------------------------
+
+
+def webhook_state_get_or_create(*, company: Company) -> CompanyWebhookState:
+    """The company's receiver key and Basic credentials, made once, at random."""
+    state = CompanyWebhookState.objects.filter(company=company).first()
+    if state is not None:
+        return state
+    try:
+        with transaction.atomic():
+            return CompanyWebhookState.objects.create(
+                company=company,
+                url_key=secrets.token_urlsafe(32),
+                http_auth_user=f"pd-{secrets.token_hex(8)}",
+                http_auth_password=secrets.token_urlsafe(32),
+            )
+    except IntegrityError:  # created concurrently
+        return CompanyWebhookState.objects.get(company=company)
+
+
+def webhook_credentials_check(*, state: CompanyWebhookState, username: str, password: str) -> bool:
+    """Constant-time comparison of both parts (a mismatch in either costs the same)."""
+    user_ok = secrets.compare_digest(username.encode(), (state.http_auth_user or "").encode())
+    password_ok = secrets.compare_digest(password.encode(), (state.http_auth_password or "").encode())
+    return user_ok and password_ok
+
+
+# --- reconciliation -----------------------------------------------------------------------------
+
+
+@dataclass
+class ReconcileResult:
+    status: str  # available | unavailable | gone
+    owner_installation_id: int | None = None
+    created: list[str] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+    kept: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+def company_webhooks_reconcile(*, company_id: int) -> ReconcileResult:
+    """Make the company's webhooks at Pipedrive match its tracked entities. Idempotent.
+
+    Raises PipedriveRateLimited (with ``retry_after``) and PipedriveUnavailable for the task to retry.
+    """
+    company = Company.objects.filter(pk=company_id).first()
+    if company is None:
+        return ReconcileResult(status="gone")
+    webhook_state_get_or_create(company=company)
+    with transaction.atomic():
+        # The per-company lock: a second run waits here until the first has committed.
+        state = CompanyWebhookState.objects.select_for_update().select_related("company").get(company=company)
+        candidates = webhook_owner_candidates(company=company, preferred_id=state.owner_id)
+        if not candidates:
+            reason = "No active admin installation with the admin scope: an admin of the company must install the app."
+            return _state_unavailable(state, reason)
+        refusals: list[str] = []
+        for owner in candidates:
+            client = installation_client(installation=owner)
+            try:
+                result = _reconcile_as(client=client, owner=owner, state=state)
+            except PipedriveForbidden as exc:
+                logger.warning("company %s: webhook management refused for installation %s", company_id, owner.pk)
+                refusals.append(f"installation {owner.pk}: {exc}")
+                continue
+            except InstallationNotActive as exc:
+                refusals.append(f"installation {owner.pk}: {exc}")
+                continue
+            finally:
+                client.close()
+            state.owner = owner
+            state.status = CompanyWebhookState.Status.AVAILABLE
+            state.unavailable_reason = ""
+            state.last_error = "; ".join(result.errors)[:500]
+            state.last_reconciled_at = timezone.now()
+            state.save()
+            return result
+        reason = "Pipedrive refused webhook management (403) for every admin installation: " + "; ".join(refusals)
+        return _state_unavailable(state, reason)
+
+
+def _state_unavailable(state: CompanyWebhookState, reason: str) -> ReconcileResult:
+    logger.warning("company %s: webhooks unavailable: %s", state.company_id, reason)
+    state.owner = None
+    state.status = CompanyWebhookState.Status.UNAVAILABLE
+    state.unavailable_reason = reason[:500]
+    state.last_reconciled_at = timezone.now()
+    state.save()
+    Subscription.objects.filter(company_id=state.company_id).update(pipedrive_webhook_id=None, is_active=False)
+    return ReconcileResult(status="unavailable", reason=reason)
+
+
+def _reconcile_as(*, client, owner: Installation, state: CompanyWebhookState) -> ReconcileResult:  # type: ignore[no-untyped-def]
+    desired = desired_subscriptions(company=state.company, state=state)
+    prefix = subscription_url_prefix()
+    ours = [w for w in client.list_webhooks() if w.subscription_url.startswith(prefix)]
+    result = ReconcileResult(status="available", owner_installation_id=owner.pk)
+    keep: dict[str, Webhook] = {}
+    # Prefer an active webhook, then the oldest: the rest of a group are duplicates.
+    for webhook in sorted(ours, key=lambda w: (not w.is_active, w.id)):
+        want = desired.get(webhook.event_object)
+        if want is not None and webhook.event_object not in keep and _matches(webhook, want, state):
+            keep[webhook.event_object] = webhook
+            result.kept.append(webhook.id)
+            continue
+        with suppress(PipedriveNotFound):  # already gone
+            client.delete_webhook(webhook.id)
+        result.deleted.append(webhook.id)
+    errors: dict[str, str] = {}
+    for event_object, want in desired.items():
+        if event_object in keep:
+            continue
+        try:
+            keep[event_object] = client.create_webhook(
+                subscription_url=want.subscription_url,
+                event_action=want.event_action,
+                event_object=want.event_object,
+                name=want.name,
+                version=want.version,
+                http_auth_user=state.http_auth_user,
+                http_auth_password=state.http_auth_password,
+            )
+            result.created.append(event_object)
+        except PipedriveValidationError as exc:
+            # 400: URL unreachable from Pipedrive; 422: the 40-per-user limit. Recorded, not retried.
+            errors[event_object] = str(exc)[:500]
+            result.errors.append(f"{event_object}: {exc}")
+    _subscriptions_sync(state=state, desired=desired, found=keep, errors=errors)
+    logger.info(
+        "company %s: webhooks reconciled (kept %d, created %d, deleted %d)",
+        state.company_id,
+        len(result.kept),
+        len(result.created),
+        len(result.deleted),
+    )
+    return result
+
+
+def _matches(webhook: Webhook, want: DesiredSubscription, state: CompanyWebhookState) -> bool:
+    return (
+        webhook.subscription_url == want.subscription_url
+        and webhook.event_action == want.event_action
+        and (webhook.version or "2.0") == want.version
+        # Pipedrive echoes the user (not the password); a different one is a stale credential.
+        and webhook.http_auth_user in (None, state.http_auth_user)
+    )
+
+
+def _subscriptions_sync(
+    *,
+    state: CompanyWebhookState,
+    desired: dict[str, DesiredSubscription],
+    found: dict[str, Webhook],
+    errors: dict[str, str],
+) -> None:
+    now = timezone.now()
+    Subscription.objects.filter(company_id=state.company_id).exclude(event_object__in=list(desired)).delete()
+    for event_object, want in desired.items():
+        webhook = found.get(event_object)
+        Subscription.objects.update_or_create(
+            company_id=state.company_id,
+            event_object=event_object,
+            defaults={
+                "event_action": want.event_action,
+                "version": want.version,
+                "name": want.name,
+                "subscription_url": want.subscription_url,
+                "pipedrive_webhook_id": webhook.id if webhook else None,
+                "owner_user_id": webhook.owner_id if webhook else None,
+                "is_active": bool(webhook and webhook.is_active),
+                "last_http_status": webhook.last_http_status if webhook else None,
+                "last_delivery_time": webhook.last_delivery_time if webhook else None,
+                "remove_reason": (webhook.remove_reason or "")[:255] if webhook else "",
+                "last_error": errors.get(event_object, ""),
+                "last_seen_at": now if webhook else None,
+            },
+        )
+
+
+def company_webhooks_release(*, installation: Installation) -> int:
+    """Delete, at Pipedrive, the webhooks of ours this installation's user owns (vendor-side
+    uninstall, while the tokens still work). Never raises: Pipedrive deletes them on uninstall anyway."""
+    if not installation.is_active or not installation.is_admin:
+        return 0
+    prefix = subscription_url_prefix()
+    deleted = 0
+    client = installation_client(installation=installation)
+    try:
+        for webhook in client.list_webhooks():
+            if webhook.subscription_url.startswith(prefix) and webhook.owner_id in (
+                None,
+                installation.pipedrive_user_id,
+            ):
+                with suppress(PipedriveNotFound):
+                    client.delete_webhook(webhook.id)
+                deleted += 1
+    except PipedriveError as exc:
+        logger.warning("installation %s: webhooks not deleted before uninstall: %s", installation.pk, exc)
+    finally:
+        client.close()
+    Subscription.objects.filter(
+        company_id=installation.company_id, owner_user_id=installation.pipedrive_user_id
+    ).update(pipedrive_webhook_id=None, is_active=False)
+    return deleted
+
+
+def company_webhooks_reconcile_enqueue(*, company_id: int) -> bool:
+    """Queue a reconciliation; a broker failure is logged (the periodic run catches up)."""
+    from .tasks import reconcile_company_webhooks
+
+    try:
+        reconcile_company_webhooks.apply_async(args=(company_id,), retry=False)
+        return True
+    except Exception:
+        logger.exception("company %s: could not queue webhook reconciliation", company_id)
+        return False
+
+
+def companies_for_reconciliation() -> list[int]:
+    return list(Company.objects.order_by("pk").values_list("pk", flat=True))
+
+
+# --- inbox: receive -----------------------------------------------------------------------------
+
+
+class DeliveryForOtherCompany(InvalidDelivery):
+    """The event's company is not the company the URL key belongs to."""
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    inbox_event_id: int | None
+    duplicate: bool
+
+
+def inbox_event_receive(*, state: CompanyWebhookState, delivery: Delivery, body: str) -> ReceiveResult:
+    """Store the delivery (once per event) and queue its processing once it is committed.
+
+    One INSERT in autocommit: the row is durable before Pipedrive hears 200, and the enqueue that
+    ``on_commit`` runs right after it can only find a committed row.
+    """
+    if delivery.pipedrive_company_id != state.company.pipedrive_company_id:
+        raise DeliveryForOtherCompany("the event belongs to another company than this URL")
+    try:
+        # Inside a caller's transaction a savepoint keeps a duplicate from breaking it; otherwise
+        # no BEGIN/COMMIT round trips.
+        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
+            row = InboxEvent.objects.create(
+                company_id=state.company_id,
+                dedup_key=delivery.dedup_key,
+                version=delivery.version,
+                entity=delivery.entity,
+                action=delivery.action,
+                entity_id=delivery.entity_id,
+                occurred_at=delivery.occurred_at,
+                body=body,
+            )
+    except IntegrityError:
+        counted = InboxEvent.objects.filter(company_id=state.company_id, dedup_key=delivery.dedup_key).update(
+            deliveries=F("deliveries") + 1
+        )
+        if not counted:  # not a duplicate: the company was purged a moment ago
+            raise CompanyGone("the company of this URL is no longer installed") from None
+        return ReceiveResult(inbox_event_id=None, duplicate=True)
+    event_id = row.pk
+    transaction.on_commit(lambda: inbox_event_enqueue(inbox_event_id=event_id), robust=True)
+    return ReceiveResult(inbox_event_id=event_id, duplicate=False)
+
+
+class CompanyGone(Exception):
+    """The URL key's company was deleted between the key lookup and the insert."""
+
+
+def inbox_event_enqueue(*, inbox_event_id: int) -> bool:
+    """Queue processing. If the broker is down the row stays pending and the sweeper re-queues it."""
+    from .tasks import process_inbox_event
+
+    try:
+        process_inbox_event.apply_async(args=(inbox_event_id,), retry=False)
+        return True
+    except Exception as exc:
+        logger.warning("inbox event %s not queued (%s); the sweeper will retry", inbox_event_id, type(exc).__name__)
+        return False
+
+
+def inbox_events_sweep(*, older_than_seconds: float | None = None, limit: int = 2000) -> int:
+    """Re-queue pending rows nobody has touched for a while (lost by a dead broker or worker)."""
+    wait = settings.WEBHOOKS_SWEEP_AFTER_SECONDS if older_than_seconds is None else older_than_seconds
+    now = timezone.now()
+    due = list(
+        InboxEvent.objects.filter(status=InboxEvent.Status.PENDING, next_attempt_at__lt=now - timedelta(seconds=wait))
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not due:
+        return 0
+    InboxEvent.objects.filter(pk__in=due, status=InboxEvent.Status.PENDING).update(next_attempt_at=now)
+    queued = sum(1 for pk in due if inbox_event_enqueue(inbox_event_id=pk))
+    logger.info("inbox sweep: %d pending event(s) re-queued (%d accepted by the broker)", len(due), queued)
+    return len(due)
+
+
+# --- inbox: process -----------------------------------------------------------------------------
+
+
+class InboxEventRetry(Exception):
+    """A transient failure; the task should try again after ``retry_after`` seconds (None: back off)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def inbox_event_process(*, inbox_event_id: int) -> str:
+    """Run the handlers of one stored event, once. Returns processed | skipped | dead.
+
+    Raises InboxEventRetry for a transient failure while attempts remain.
+    """
+    row = InboxEvent.objects.filter(pk=inbox_event_id).only("pk", "company_id", "status", "body").first()
+    if row is None or row.status != InboxEvent.Status.PENDING:
+        return "skipped"
+    try:
+        delivery = delivery_parse(row.body.encode("utf-8"))
+    except InvalidDelivery as exc:
+        return _inbox_event_fail(inbox_event_id, exc, transient=False)
+    context = EventContext(inbox_event_id=row.pk, company_id=row.company_id, delivery=delivery)
+    handlers = handlers_for(entity=delivery.entity, action=delivery.action)
+    try:
+        prepared = [handler.prepare(context) for handler in handlers]
+        with transaction.atomic():
+            # The claim: a row another worker holds is skipped, a processed one is not pending.
+            claimed = (
+                InboxEvent.objects.select_for_update(skip_locked=True)
+                .filter(pk=inbox_event_id, status=InboxEvent.Status.PENDING)
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if claimed is None:
+                return "skipped"
+            for handler, state in zip(handlers, prepared, strict=True):
+                handler.apply(context, state)
+            InboxEvent.objects.filter(pk=inbox_event_id).update(
+                status=InboxEvent.Status.PROCESSED,
+                processed_at=timezone.now(),
+                attempts=F("attempts") + 1,
+                last_error="",
+            )
+    except TRANSIENT_ERRORS as exc:
+        return _inbox_event_fail(inbox_event_id, exc, transient=True)
+    except Exception as exc:
+        logger.exception("inbox event %s: handler failed", inbox_event_id)
+        return _inbox_event_fail(inbox_event_id, exc, transient=False)
+    return "processed"
+
+
+def _inbox_event_fail(inbox_event_id: int, exc: BaseException, *, transient: bool) -> str:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    row = InboxEvent.objects.filter(pk=inbox_event_id, status=InboxEvent.Status.PENDING).only("attempts").first()
+    if row is None:
+        return "skipped"
+    attempts = row.attempts + 1
+    if transient and attempts < settings.WEBHOOKS_PROCESSING_MAX_ATTEMPTS:
+        retry_after = exc.retry_after if isinstance(exc, PipedriveRateLimited) else None
+        # The sweeper leaves the row alone until a retry has had its chance.
+        wait = retry_after if retry_after is not None else settings.WEBHOOKS_RETRY_BACKOFF_MAX_SECONDS
+        InboxEvent.objects.filter(pk=inbox_event_id, status=InboxEvent.Status.PENDING).update(
+            attempts=attempts, last_error=error, next_attempt_at=timezone.now() + timedelta(seconds=wait)
+        )
+        logger.warning("inbox event %s: attempt %d failed (%s); will retry", inbox_event_id, attempts, error[:200])
+        raise InboxEventRetry(error, retry_after=retry_after) from exc
+    InboxEvent.objects.filter(pk=inbox_event_id, status=InboxEvent.Status.PENDING).update(
+        status=InboxEvent.Status.DEAD, attempts=attempts, last_error=error
+    )
+    logger.error("inbox event %s: dead after %d attempt(s): %s", inbox_event_id, attempts, error[:200])
+    return "dead"
+
+
+# --- inbox: replay and purge ---------------------------------------------------------------------
+
+
+def inbox_event_replay(*, inbox_event_id: int) -> bool:
+    """Give a dead event another full set of attempts. Processed events are never run again."""
+    with transaction.atomic():
+        replayed = InboxEvent.objects.filter(pk=inbox_event_id, status=InboxEvent.Status.DEAD).update(
+            status=InboxEvent.Status.PENDING, attempts=0, last_error="", next_attempt_at=timezone.now()
+        )
+        if replayed:
+            transaction.on_commit(lambda: inbox_event_enqueue(inbox_event_id=inbox_event_id), robust=True)
+    return bool(replayed)
+
+
+def inbox_events_replay_dead(*, company_id: int | None = None) -> int:
+    from .selectors import dead_inbox_event_ids
+
+    return sum(1 for pk in dead_inbox_event_ids(company_id=company_id) if inbox_event_replay(inbox_event_id=pk))
+
+
+def inbox_events_purge_processed(*, now=None) -> int:  # type: ignore[no-untyped-def]
+    """Forget processed events after WEBHOOKS_INBOX_RETENTION_DAYS (long past Pipedrive's retries)."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOKS_INBOX_RETENTION_DAYS)
+    deleted, _ = InboxEvent.objects.filter(status=InboxEvent.Status.PROCESSED, received_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,287 @@
+"""The sandbox's own pages: what a Pipedrive user would click. Thin: parse, call, render."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import conf, selectors, services
+from .models import ChangeEvent, Deal, SandboxCompany, SandboxUser
+from .oauth_views import direct_install_url
+
+EXTENSION_HOST_TEMPLATE = "sandbox/_extension_host.html"
+
+
+def _company(domain: str) -> SandboxCompany:
+    company = selectors.company_by_domain(domain=domain)
+    if company is None:
+        raise Http404("No such sandbox company")
+    return company
+
+
+def _acting_user(request: HttpRequest, company: SandboxCompany) -> SandboxUser:
+    """Who is "logged in" to the sandbox page: ``?as=<user id>``, else the company's first admin."""
+    users = list(company.users.order_by("-is_admin", "pk"))
+    if not users:
+        raise Http404("The company has no users")
+    wanted = request.POST.get("as") or request.GET.get("as")
+    return next((user for user in users if str(user.pk) == wanted), users[0])
+
+
+def _extension_host_available() -> bool:
+    try:
+        get_template(EXTENSION_HOST_TEMPLATE)
+    except TemplateDoesNotExist:
+        return False
+    return True
+
+
+def _panel_token(company: SandboxCompany, user: SandboxUser) -> str:
+    """A JWT like the one Pipedrive appends to an extension iframe's URL (5 minutes, HS256)."""
+    now = int(time.time())
+    claims = {"userId": user.pk, "companyId": company.pk, "iat": now, "exp": now + 300}
+    return jwt.encode(claims, settings.PIPEDRIVE_JWT_SECRET, algorithm="HS256")
+
+
+def _panel_src(company: SandboxCompany, user: SandboxUser, resource: str, record_id: int) -> str:
+    """The app's custom panel URL with exactly the parameters Pipedrive appends (platform guide §3)."""
+    query = urlencode(
+        {
+            "id": str(uuid.uuid4()),
+            "userId": user.pk,
+            "companyId": company.pk,
+            "token": _panel_token(company, user),
+            "resource": resource,
+            "view": "details",
+            "selectedIds": record_id,
+            "theme": "light",
+        }
+    )
+    return f"{settings.APP_BASE_URL}/extensions/panels/{resource}/?{query}"
+
+
+def _record_context(request: HttpRequest, company: SandboxCompany, resource: str, record_id: int) -> dict[str, Any]:
+    actor = _acting_user(request, company)
+    return {
+        "company": company,
+        "actor": actor,
+        "users": list(company.users.order_by("pk")),
+        "resource": resource,
+        "extension_host_available": _extension_host_available(),
+        "extension_iframe_src": _panel_src(company, actor, resource, record_id),
+        "extension_token_url": f"/sandbox/extensions/token?{urlencode({'company': company.pk, 'user': actor.pk})}",
+        "events": [e for e in selectors.events_recent(company=company, limit=50) if e.entity_id == record_id][:10],
+    }
+
+
+def _form_data(request: HttpRequest, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: request.POST.get(name, "").strip() for name in names if name in request.POST}
+
+
+# --- index and marketplace ---------------------------------------------------------------------------------
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "sandbox/index.html",
+        {
+            "companies": selectors.companies_with_users(),
+            "base_url": conf.base_url(),
+            "app_base_url": settings.APP_BASE_URL,
+        },
+    )
+
+
+@require_GET
+def marketplace(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "sandbox/marketplace.html",
+        {
+            "install_url": f"{settings.APP_BASE_URL}/oauth/install",
+            "direct_install_url": direct_install_url(),
+            "client_id": conf.client_id(),
+            "callback_url": conf.callback_url(),
+            "scopes": conf.app_scopes(),
+        },
+    )
+
+
+@require_GET
+def webhooks_page(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "sandbox/webhooks.html",
+        {
+            "webhooks": selectors.webhooks_overview(),
+            "deliveries": selectors.deliveries_recent(limit=100),
+            "now": timezone.now(),
+        },
+    )
+
+
+# --- a company ----------------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def company_page(request: HttpRequest, domain: str) -> HttpResponse:
+    company = _company(domain)
+    actor = _acting_user(request, company)
+    if request.method == "POST":
+        data = _form_data(request, ("title", "value", "currency", "person_id"))
+        try:
+            deal = services.deal_create(company=company, actor=actor, data=data, source=ChangeEvent.Source.APP)
+        except services.RecordInputError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Deal “{deal.title}” created.")
+        return redirect(f"/sandbox/{company.domain}/?as={actor.pk}")
+    return render(
+        request,
+        "sandbox/company.html",
+        {
+            "company": company,
+            "actor": actor,
+            "users": list(company.users.order_by("pk")),
+            "deals": selectors.company_deals(company=company),
+            "persons": selectors.company_persons(company=company),
+            "events": selectors.events_recent(company=company, limit=15),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def deal_page(request: HttpRequest, domain: str, deal_id: int) -> HttpResponse:
+    company = _company(domain)
+    deal = selectors.deal_get(company=company, deal_id=deal_id)
+    if deal is None:
+        raise Http404("No such deal")
+    context = _record_context(request, company, "deal", deal.pk)
+    if request.method == "POST":
+        if request.POST.get("action") == "delete":
+            services.deal_delete(deal=deal, actor=context["actor"], source=ChangeEvent.Source.APP)
+            messages.success(request, "Deal deleted.")
+            return redirect(f"/sandbox/{company.domain}/?as={context['actor'].pk}")
+        data = _form_data(
+            request, ("title", "value", "currency", "status", "stage_id", "person_id", "expected_close_date")
+        )
+        try:
+            services.deal_update(deal=deal, actor=context["actor"], data=data, source=ChangeEvent.Source.APP)
+        except services.RecordInputError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Deal saved.")
+        return redirect(f"/sandbox/{company.domain}/deals/{deal.pk}/?as={context['actor'].pk}")
+    context.update(
+        {
+            "deal": deal,
+            "stages": selectors.deal_stages(deal=deal),
+            "persons": selectors.company_persons(company=company),
+            "statuses": Deal.Status.choices,
+            "notes": selectors.record_notes(deal=deal),
+        }
+    )
+    return render(request, "sandbox/deal.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def person_page(request: HttpRequest, domain: str, person_id: int) -> HttpResponse:
+    company = _company(domain)
+    person = selectors.person_get(company=company, person_id=person_id)
+    if person is None:
+        raise Http404("No such person")
+    context = _record_context(request, company, "person", person.pk)
+    if request.method == "POST":
+        data = _form_data(request, ("name", "job_title"))
+        if "email" in request.POST:
+            data["emails"] = [request.POST["email"].strip()] if request.POST["email"].strip() else []
+        if "phone" in request.POST:
+            data["phones"] = [request.POST["phone"].strip()] if request.POST["phone"].strip() else []
+        try:
+            services.person_update(person=person, actor=context["actor"], data=data, source=ChangeEvent.Source.APP)
+        except services.RecordInputError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Person saved.")
+        return redirect(f"/sandbox/{company.domain}/persons/{person.pk}/?as={context['actor'].pk}")
+    context.update(
+        {
+            "person": person,
+            "email": next((p["value"] for p in person.emails or [] if p.get("value")), ""),
+            "phone": next((p["value"] for p in person.phones or [] if p.get("value")), ""),
+            "deals": selectors.person_deals(person=person),
+            "notes": selectors.record_notes(person=person),
+        }
+    )
+    return render(request, "sandbox/person.html", context)
+
+
+@require_POST
+def note_add(request: HttpRequest, domain: str) -> HttpResponse:
+    company = _company(domain)
+    actor = _acting_user(request, company)
+    data = _form_data(request, ("content", "deal_id", "person_id"))
+    try:
+        services.note_create(company=company, actor=actor, data=data, source=ChangeEvent.Source.APP)
+    except services.RecordInputError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Note added.")
+    back = request.POST.get("next", "")
+    return redirect(back if back.startswith(f"/sandbox/{company.domain}/") else f"/sandbox/{company.domain}/")
+
+
+# --- installed apps ------------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def installed_apps_page(request: HttpRequest, domain: str) -> HttpResponse:
+    company = _company(domain)
+    if request.method == "POST":
+        user = company.users.filter(pk=request.POST.get("user_id") or 0).first()
+        if user is None:
+            raise Http404("No such user")
+        client_id = request.POST.get("client_id") or conf.client_id()
+        if request.POST.get("action") == "expire":
+            count = services.access_tokens_expire(user=user)
+            messages.success(request, f"{count} access token(s) of {user.name} expired; the app must refresh.")
+        else:
+            services.app_uninstall(
+                user=user, client_id=client_id, reason="App uninstalled by the user", notify_app=True
+            )
+            messages.success(request, f"App uninstalled for {user.name}; the app was notified (DELETE callback).")
+        return redirect(f"/sandbox/{company.domain}/apps/")
+    return render(
+        request,
+        "sandbox/installed_apps.html",
+        {
+            "company": company,
+            "installs": selectors.installed_apps(company=company),
+            "callback_url": conf.callback_url(),
+        },
+    )
+
+
+@never_cache
+@require_GET
+def extension_token(request: HttpRequest) -> HttpResponse:
+    """A fresh signed token for the SDK's ``GET_SIGNED_TOKEN`` command (valid 5 minutes)."""
+    user = selectors.user_get(user_id=int(request.GET.get("user", "0") or 0))
+    if user is None or str(user.company_id) != request.GET.get("company"):
+        raise Http404("No such user in that company")
+    return JsonResponse({"token": _panel_token(user.company, user)})

@@ -1,0 +1,241 @@
+"""Reads of the sandbox's records: lists with Pipedrive's two pagination styles, lookups for pages."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+
+from . import conf
+from .models import (
+    AccessToken,
+    ChangeEvent,
+    Deal,
+    FieldDefinition,
+    Note,
+    Person,
+    RefreshToken,
+    SandboxCompany,
+    SandboxUser,
+    Stage,
+    Webhook,
+    WebhookDelivery,
+)
+
+
+class BadListQuery(ValueError):
+    """A list parameter is invalid (400)."""
+
+
+@dataclass(frozen=True)
+class CursorPage:
+    items: list[Any]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class OffsetPage:
+    items: list[Any]
+    start: int
+    limit: int
+    more: bool
+
+
+def _int_param(query: Mapping[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise BadListQuery(f"Parameter '{name}' must be an integer") from None
+
+
+def page_limit(query: Mapping[str, str]) -> int:
+    limit = _int_param(query, "limit")
+    if limit is None:
+        return 100
+    if not 1 <= limit <= conf.MAX_PAGE_SIZE:
+        raise BadListQuery(f"Parameter 'limit' must be between 1 and {conf.MAX_PAGE_SIZE}")
+    return limit
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"id": last_id}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return int(json.loads(base64.urlsafe_b64decode(padded))["id"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise BadListQuery("Invalid cursor") from None
+
+
+def _cursor_page(queryset: QuerySet[Any], query: Mapping[str, str]) -> CursorPage:
+    limit = page_limit(query)
+    after = decode_cursor(query.get("cursor"))
+    ids = query.get("ids")
+    if ids:
+        wanted = [int(part) for part in ids.split(",") if part.strip().isdigit()]
+        queryset = queryset.filter(pk__in=wanted)
+    rows = list(queryset.filter(pk__gt=after).order_by("pk")[: limit + 1])
+    page = rows[:limit]
+    return CursorPage(items=page, next_cursor=encode_cursor(page[-1].pk) if len(rows) > limit else None)
+
+
+def deals_list(*, company: SandboxCompany, query: Mapping[str, str]) -> CursorPage:
+    queryset = Deal.objects.filter(company=company).select_related("company")
+    status = query.get("status")
+    if status == "deleted":
+        queryset = queryset.filter(is_deleted=True)
+    else:
+        queryset = queryset.filter(is_deleted=False)
+        if status:
+            queryset = queryset.filter(status__in=status.split(","))
+    for name, field in (
+        ("person_id", "person_id"),
+        ("org_id", "org_id"),
+        ("owner_id", "owner_id"),
+        ("stage_id", "stage_id"),
+        ("pipeline_id", "pipeline_id"),
+    ):
+        value = _int_param(query, name)
+        if value is not None:
+            queryset = queryset.filter(**{field: value})
+    return _cursor_page(queryset, query)
+
+
+def persons_list(*, company: SandboxCompany, query: Mapping[str, str]) -> CursorPage:
+    queryset = Person.objects.filter(company=company, is_deleted=False)
+    for name in ("org_id", "owner_id"):
+        value = _int_param(query, name)
+        if value is not None:
+            queryset = queryset.filter(**{name: value})
+    deal_id = _int_param(query, "deal_id")
+    if deal_id is not None:
+        queryset = queryset.filter(deals__pk=deal_id)
+    return _cursor_page(queryset, query)
+
+
+def deal_get(*, company: SandboxCompany, deal_id: int) -> Deal | None:
+    return Deal.objects.filter(company=company, pk=deal_id, is_deleted=False).select_related("company").first()
+
+
+def person_get(*, company: SandboxCompany, person_id: int) -> Person | None:
+    return Person.objects.filter(company=company, pk=person_id, is_deleted=False).select_related("company").first()
+
+
+def notes_list(*, company: SandboxCompany, query: Mapping[str, str]) -> OffsetPage:
+    start = _int_param(query, "start") or 0
+    if start < 0:
+        raise BadListQuery("Parameter 'start' must not be negative")
+    limit = page_limit(query)
+    queryset = Note.objects.filter(company=company, is_deleted=False).select_related("deal", "person", "org", "user")
+    for name in ("deal_id", "person_id", "org_id", "user_id"):
+        value = _int_param(query, name)
+        if value is not None:
+            queryset = queryset.filter(**{name: value})
+    rows = list(queryset.order_by("pk")[start : start + limit + 1])
+    return OffsetPage(items=rows[:limit], start=start, limit=limit, more=len(rows) > limit)
+
+
+def field_definitions(*, company: SandboxCompany, entity: str) -> list[FieldDefinition]:
+    return list(FieldDefinition.objects.filter(company=company, entity=entity).order_by("pk"))
+
+
+def app_webhooks(*, company: SandboxCompany, client_id: str) -> list[Webhook]:
+    """The app's live webhooks in the company: application webhooks are visible only to the app."""
+    return list(
+        Webhook.objects.filter(
+            company=company, client_id=client_id, type=Webhook.Type.APPLICATION, remove_time__isnull=True
+        ).order_by("pk")
+    )
+
+
+def company_deals(*, company: SandboxCompany) -> QuerySet[Deal]:
+    return Deal.objects.filter(company=company, is_deleted=False).select_related("stage", "person", "owner")
+
+
+def company_persons(*, company: SandboxCompany) -> QuerySet[Person]:
+    return Person.objects.filter(company=company, is_deleted=False).select_related("org")
+
+
+def record_notes(*, deal: Deal | None = None, person: Person | None = None) -> QuerySet[Note]:
+    notes = Note.objects.filter(is_deleted=False).select_related("user").order_by("-pk")
+    return notes.filter(deal=deal) if deal is not None else notes.filter(person=person)
+
+
+def deal_stages(*, deal: Deal) -> list[Stage]:
+    return list(Stage.objects.filter(pipeline_id=deal.pipeline_id).order_by("order_nr", "pk"))
+
+
+def person_deals(*, person: Person) -> QuerySet[Deal]:
+    return Deal.objects.filter(person=person, is_deleted=False)
+
+
+def company_by_domain(*, domain: str) -> SandboxCompany | None:
+    return SandboxCompany.objects.filter(domain=domain).first()
+
+
+def companies_with_users() -> list[SandboxCompany]:
+    return list(SandboxCompany.objects.prefetch_related("users").order_by("pk"))
+
+
+def user_get(*, user_id: int) -> SandboxUser | None:
+    return SandboxUser.objects.select_related("company").filter(pk=user_id).first()
+
+
+@dataclass(frozen=True)
+class InstalledApp:
+    user: SandboxUser
+    client_id: str
+    scopes: list[str]
+    installed_at: Any
+    last_refresh_at: Any
+    live_access_tokens: int
+    webhooks: int
+
+
+def installed_apps(*, company: SandboxCompany) -> list[InstalledApp]:
+    """One row per user with a live grant of the app (installs are per user)."""
+    rows: list[InstalledApp] = []
+    grants = RefreshToken.objects.filter(company=company, revoked_at__isnull=True).select_related("user")
+    seen: set[tuple[int, str]] = set()
+    for grant in grants.order_by("-last_used_at"):
+        if not grant.is_usable() or (grant.user_id, grant.client_id) in seen:
+            continue
+        seen.add((grant.user_id, grant.client_id))
+        rows.append(
+            InstalledApp(
+                user=grant.user,
+                client_id=grant.client_id,
+                scopes=list(grant.scopes),
+                installed_at=grant.created_at,
+                last_refresh_at=grant.last_used_at,
+                live_access_tokens=sum(1 for t in AccessToken.objects.filter(refresh_token=grant) if t.is_usable()),
+                webhooks=Webhook.objects.filter(
+                    owner=grant.user, client_id=grant.client_id, remove_time__isnull=True
+                ).count(),
+            )
+        )
+    return sorted(rows, key=lambda row: row.user.pk)
+
+
+def webhooks_overview() -> list[Webhook]:
+    return list(Webhook.objects.select_related("company", "owner").order_by("-pk")[:200])
+
+
+def deliveries_recent(*, limit: int = 100) -> list[WebhookDelivery]:
+    return list(WebhookDelivery.objects.select_related("webhook", "event").order_by("-pk")[:limit])
+
+
+def events_recent(*, company: SandboxCompany, limit: int = 20) -> list[ChangeEvent]:
+    return list(ChangeEvent.objects.filter(company=company).order_by("-pk")[:limit])

@@ -1,0 +1,166 @@
+"""Panel authentication: only a valid HS256 Pipedrive JWT whose claims match the request gets in."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from extensions.panel_auth import (
+    PanelAuthError,
+    PanelForbidden,
+    panel_context_resolve,
+    panel_token_verify,
+)
+
+from .conftest import ADMIN, COMPANY, JWT_SECRET, OTHER_COMPANY, make_token, panel_query
+
+pytestmark = pytest.mark.django_db
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _unsigned_token() -> str:
+    now = int(time.time())
+    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({'userId': ADMIN, 'companyId': COMPANY, 'exp': now + 300})}."
+
+
+def _rs256_token() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return jwt.encode({"userId": ADMIN, "companyId": COMPANY, "exp": int(time.time()) + 300}, pem, algorithm="RS256")
+
+
+BAD_TOKENS = {
+    "missing": "",
+    "garbage": "not-a-jwt",
+    "expired": make_token(expires_in=-120),
+    "wrong-secret": make_token(secret="some-other-secret-that-is-long-enough-000"),
+    "alg-none": _unsigned_token(),
+    "hs512": make_token(algorithm="HS512"),
+    "rs256": _rs256_token(),
+    "no-exp": make_token(expires_in=None),
+    "no-claims": jwt.encode({"exp": int(time.time()) + 300}, JWT_SECRET, algorithm="HS256"),
+    "conflicting-claims": make_token(claims={"user_id": ADMIN + 1}),
+    "negative-id": make_token(claims={"userId": -5}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TOKENS))
+def test_bad_tokens_are_rejected_by_the_verifier(name: str) -> None:
+    with pytest.raises(PanelAuthError):
+        panel_token_verify(token=BAD_TOKENS[name])
+
+
+def test_a_good_token_gives_its_claims_and_both_claim_spellings_work() -> None:
+    assert panel_token_verify(token=make_token()).company_id == COMPANY
+    snake = jwt.encode(
+        {"user_id": str(ADMIN), "company_id": COMPANY, "exp": int(time.time()) + 60}, JWT_SECRET, algorithm="HS256"
+    )
+    claims = panel_token_verify(token=snake)
+    assert (claims.user_id, claims.company_id) == (ADMIN, COMPANY)
+
+
+def test_small_clock_skew_is_tolerated_but_not_more() -> None:
+    assert panel_token_verify(token=make_token(expires_in=-3)).user_id == ADMIN  # within the 10 s leeway
+    with pytest.raises(PanelAuthError, match="expired"):
+        panel_token_verify(token=make_token(expires_in=-30))
+
+
+def test_the_secret_is_the_setting(settings) -> None:  # type: ignore[no-untyped-def]
+    token = make_token()
+    settings.PIPEDRIVE_JWT_SECRET = "rotated-secret-rotated-secret-rotated-secret"
+    with pytest.raises(PanelAuthError):
+        panel_token_verify(token=token)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"userId": str(ADMIN + 1)}, {"companyId": str(OTHER_COMPANY)}, {"user_id": "x"}, {"companyId": ""}],
+)
+def test_claims_that_disagree_with_the_query_are_forbidden(params: dict[str, str]) -> None:
+    with pytest.raises(PanelForbidden):
+        panel_context_resolve(token=make_token(), params=params)
+
+
+@pytest.mark.parametrize("path", ["/extensions/panels/deal/", "/extensions/panels/person/", "/extensions/settings/"])
+@pytest.mark.parametrize("name", sorted(BAD_TOKENS))
+def test_pages_refuse_bad_tokens_with_a_readable_page(client, path: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    resource = "person" if "person" in path else "deal"
+    response = client.get(f"{path}?{panel_query(resource=resource, token=BAD_TOKENS[name])}")
+
+    assert response.status_code == 401
+    body = response.content.decode()
+    assert "could not be verified" in body
+    assert "/static/vendor/app-extensions-sdk/index.umd.js" in body  # still initializes: never a blank iframe
+    assert not response.cookies
+
+
+@pytest.mark.parametrize("path", ["/extensions/json-panels/deal/", "/extensions/json-panels/person/"])
+@pytest.mark.parametrize("name", ["missing", "expired", "wrong-secret", "alg-none", "hs512", "rs256"])
+def test_json_panels_refuse_bad_tokens_in_pipedrive_error_format(client, path: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    resource = "person" if "person" in path else "deal"
+    response = client.get(f"{path}?{panel_query(resource=resource, token=BAD_TOKENS[name])}")
+
+    assert response.status_code == 401
+    assert set(response.json()) == {"error"} and response.json()["error"]["title"]
+
+
+def test_query_mismatch_is_refused_on_every_surface(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+    seeded_company()
+    token = make_token()  # company COMPANY, user ADMIN
+    for path, resource in [
+        ("/extensions/panels/deal/", "deal"),
+        ("/extensions/json-panels/deal/", "deal"),
+        ("/extensions/settings/", "deal"),
+    ]:
+        response = client.get(f"{path}?{panel_query(resource=resource, token=token, companyId=OTHER_COMPANY)}")
+        assert response.status_code == 403, path
+        response = client.get(f"{path}?{panel_query(resource=resource, token=token, userId=ADMIN + 7)}")
+        assert response.status_code == 403, path
+
+
+@pytest.mark.parametrize(
+    ("bearer", "status"),
+    [
+        (None, 401),
+        (BAD_TOKENS["expired"], 401),
+        (BAD_TOKENS["alg-none"], 401),
+        (BAD_TOKENS["hs512"], 401),
+        (BAD_TOKENS["wrong-secret"], 401),
+    ],
+)
+def test_actions_need_a_valid_bearer_token(app_client, seeded_company, pipedrive, bearer, status) -> None:  # type: ignore[no-untyped-def]
+    world = seeded_company()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {bearer}"} if bearer else {}
+    body = {"resource": "deal", "selectedIds": world["deal"]["id"], "content": "sneaky"}
+    response = app_client.post("/extensions/actions/notes/", body, content_type="application/json", **headers)
+
+    assert response.status_code == status
+    assert response.json()["ok"] is False
+    assert pipedrive.company_notes(COMPANY) == []
+
+
+def test_a_token_in_the_action_query_or_body_is_not_accepted(app_client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+    world = seeded_company()
+    token = make_token()
+    body = {"resource": "deal", "selectedIds": world["deal"]["id"], "content": "x", "token": token}
+    response = app_client.post(f"/extensions/actions/notes/?token={token}", body, content_type="application/json")
+    assert response.status_code == 401
+    assert pipedrive.company_notes(COMPANY) == []
+
+
+def test_a_company_that_never_installed_sees_the_install_state(client, pipedrive) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(f"/extensions/panels/deal/?{panel_query(company_id=9999, user_id=1)}")
+    assert response.status_code == 200
+    assert "Install the app" in response.content.decode()
+    json_response = client.get(f"/extensions/json-panels/deal/?{panel_query(company_id=9999, user_id=1)}")
+    assert json_response.status_code == 403 and "Install" in json_response.json()["error"]["title"]
+    assert pipedrive.requests == []

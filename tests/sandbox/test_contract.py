@@ -1,0 +1,178 @@
+"""Every response the sandbox gives for an operation it implements validates against Pipedrive's
+official OpenAPI files (v1.yaml, v2.yaml), loaded once per session by tests/doubles/openapi_contract.
+
+The files' servers are ``https://api.pipedrive.com/v1`` and ``.../api/v2`` (and
+``https://oauth.pipedrive.com``); a sandbox path ``/sandbox/<domain>/api/v1/x`` is checked as
+``/api/v1/x``, and ``/sandbox/oauth/token`` as ``/oauth/token``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from sandbox.models import Deal, Person
+from tests.doubles import openapi_contract
+from tests.doubles.openapi_contract import ExchangeRequest, ExchangeResponse
+
+from .conftest import SANDBOX_DB, authorize_code, token_request
+
+pytestmark = pytest.mark.django_db(databases=SANDBOX_DB)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _specs_loaded() -> None:
+    openapi_contract.load_specs()
+
+
+def _spec_path(path: str) -> str:
+    parts = path.split("/")  # "", "sandbox", <domain or oauth>, ...
+    if parts[2] == "oauth":
+        return "/" + "/".join(parts[2:])
+    return "/" + "/".join(parts[3:])
+
+
+def assert_contract(
+    method: str, path: str, response: Any, *, query: dict[str, Any] | None = None, body: Any = None
+) -> None:
+    raw = b"" if body is None else json.dumps(body).encode()
+    request = ExchangeRequest(
+        method=method,
+        path=_spec_path(path),
+        query={k: str(v) for k, v in (query or {}).items()},
+        headers={"Authorization": "Bearer x", "Content-Type": "application/json"},
+        body=raw,
+        content_type="application/json" if body is not None else "",
+    )
+    exchange = ExchangeResponse(
+        status=response.status_code,
+        body=response.content,
+        content_type=response["Content-Type"],
+        headers={k: v for k, v in response.items()},
+    )
+    violations = openapi_contract.response_violations(request, exchange)
+    assert violations == [], "\n".join(violations)
+
+
+@pytest.fixture
+def admin_token(grant, sandbox_world) -> str:
+    return grant(sandbox_world.acme_admin)["access_token"]
+
+
+def _call(api: Callable[..., Any], method: str, path: str, token: str, *, body: Any = None, query: Any = None) -> Any:
+    response = api(method, "acme", path, token, body=body, query=query)
+    assert 200 <= response.status_code < 300, response.content[:500]
+    assert_contract(method, f"/sandbox/acme{path}", response, query=query, body=body)
+    return response.json()
+
+
+def test_token_and_authorize_responses(client: Client, sandbox_world) -> None:
+    page = client.get(
+        "/sandbox/oauth/authorize",
+        {"client_id": "sandbox-test-client", "redirect_uri": "http://testserver/oauth/callback"},
+    )
+    assert_contract("GET", "/sandbox/oauth/authorize", page, query={"client_id": "x", "redirect_uri": "y"})
+    code = authorize_code(client, sandbox_world.acme_admin)
+    exchange = token_request(
+        client, {"grant_type": "authorization_code", "code": code, "redirect_uri": "http://testserver/oauth/callback"}
+    )
+    assert exchange.status_code == 200
+    assert_contract("POST", "/sandbox/oauth/token", exchange)
+    refreshed = token_request(
+        client, {"grant_type": "refresh_token", "refresh_token": exchange.json()["refresh_token"]}
+    )
+    assert refreshed.status_code == 200
+    assert_contract("POST", "/sandbox/oauth/token", refreshed)
+
+
+def test_users_me(api, admin_token) -> None:
+    data = _call(api, "GET", "/api/v1/users/me", admin_token)["data"]
+    assert data["company_domain"] == "acme" and data["is_admin"] == 1
+
+
+def test_deals_operations(api, admin_token, sandbox_world) -> None:
+    person = Person.objects.filter(company=sandbox_world.acme).first()
+    _call(api, "GET", "/api/v2/deals", admin_token, query={"limit": 3})
+    _call(api, "GET", "/api/v2/deals", admin_token, query={"person_id": person.pk})
+    created = _call(
+        api,
+        "POST",
+        "/api/v2/deals",
+        admin_token,
+        body={
+            "title": "Contract deal",
+            "value": 1200.5,
+            "currency": "USD",
+            "person_id": person.pk,
+            "expected_close_date": "2026-12-01",
+        },
+    )["data"]
+    _call(api, "GET", f"/api/v2/deals/{created['id']}", admin_token)
+    _call(
+        api,
+        "PATCH",
+        f"/api/v2/deals/{created['id']}",
+        admin_token,
+        body={"status": "won", "custom_fields": {"a" * 40: 5}},
+    )
+    won = Deal.objects.get(pk=created["id"])
+    assert won.status == "won" and won.won_time is not None
+    _call(api, "GET", f"/api/v2/deals/{created['id']}", admin_token)  # won/close times set
+    _call(api, "DELETE", f"/api/v2/deals/{created['id']}", admin_token)
+
+
+def test_persons_operations(api, admin_token) -> None:
+    _call(api, "GET", "/api/v2/persons", admin_token, query={"limit": 2})
+    created = _call(
+        api,
+        "POST",
+        "/api/v2/persons",
+        admin_token,
+        body={"name": "Pat Contract", "emails": [{"value": "p@x.example", "primary": True, "label": "work"}]},
+    )["data"]
+    _call(api, "GET", f"/api/v2/persons/{created['id']}", admin_token)
+    _call(api, "PATCH", f"/api/v2/persons/{created['id']}", admin_token, body={"name": "Pat Renamed"})
+    _call(api, "DELETE", f"/api/v2/persons/{created['id']}", admin_token)
+
+
+def test_fields_operations(api, admin_token) -> None:
+    deal_fields = _call(api, "GET", "/api/v2/dealFields", admin_token)["data"]
+    assert any(f["is_custom_field"] and len(f["field_code"]) == 40 for f in deal_fields)
+    _call(api, "GET", "/api/v2/personFields", admin_token)
+
+
+def test_notes_operations(api, admin_token, sandbox_world) -> None:
+    deal = Deal.objects.filter(company=sandbox_world.acme).first()
+    _call(api, "POST", "/api/v1/notes", admin_token, body={"content": "<p>Hello</p>", "deal_id": deal.pk})
+    _call(api, "POST", "/api/v1/notes", admin_token, body={"content": "Second", "person_id": deal.person_id})
+    _call(api, "GET", "/api/v1/notes", admin_token, query={"deal_id": deal.pk, "start": 0, "limit": 1})
+    _call(api, "GET", "/api/v1/notes", admin_token)
+
+
+def test_webhooks_operations(api, admin_token) -> None:
+    body = {
+        "subscription_url": "https://app.example/webhooks/pipedrive/k/",
+        "event_action": "*",
+        "event_object": "deal",
+        "name": "Deals",
+        "http_auth_user": "u",
+        "http_auth_password": "p",
+        "version": "2.0",
+    }
+    created = _call(api, "POST", "/api/v1/webhooks", admin_token, body=body)["data"]
+    assert created["type"] == "application" and created["http_auth_password"] is None
+    _call(api, "GET", "/api/v1/webhooks", admin_token)
+    _call(api, "DELETE", f"/api/v1/webhooks/{created['id']}", admin_token)
+    bad = api("POST", "acme", "/api/v1/webhooks", admin_token, body={**body, "event_action": "explode"})
+    assert bad.status_code == 400
+    assert_contract("POST", "/sandbox/acme/api/v1/webhooks", bad, body=body)
+
+
+def test_unauthorized_answer_matches_the_documented_401(api, sandbox_world) -> None:
+    response = api("GET", "acme", "/api/v1/users/me", "v1u:wrong")
+    assert response.status_code == 401
+    assert_contract("GET", "/sandbox/acme/api/v1/users/me", response)

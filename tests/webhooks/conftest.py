@@ -1,0 +1,72 @@
+"""Helpers for webhook tests: fixture payloads, a company with receiver credentials, posting."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from pipedrive_app.installations.models import Company, CompanySettings
+from pipedrive_app.webhooks.models import CompanyWebhookState
+from pipedrive_app.webhooks.services import webhook_state_get_or_create
+from tests.installations.conftest import install_user  # noqa: F401  (re-exported fixture)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
+
+
+def load_event(name: str, **meta: Any) -> dict[str, Any]:
+    """A fixture payload (``deal.change``), with ``meta`` fields overridden."""
+    payload = json.loads((FIXTURES / f"{name}.json").read_text())
+    payload = copy.deepcopy(payload)
+    payload["meta"].update(meta)
+    return payload
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def receiver_path(state: CompanyWebhookState) -> str:
+    return f"/webhooks/pipedrive/{state.url_key}/"
+
+
+@pytest.fixture
+def webhook_company(db) -> tuple[Company, CompanyWebhookState]:  # type: ignore[no-untyped-def]
+    """Company 1001 with receiver credentials, no installation (enough for the receiver)."""
+    company = Company.objects.create(pipedrive_company_id=1001, name="Company 1001", api_domain="http://127.0.0.1:9")
+    CompanySettings.objects.create(company=company, tracked_entities=["deal", "person"])
+    return company, webhook_state_get_or_create(company=company)
+
+
+@pytest.fixture
+def post_event(client: Client, django_capture_on_commit_callbacks) -> Callable[..., Any]:  # type: ignore[no-untyped-def]
+    """POST a payload to a company's receiver as Pipedrive would; processing runs (eagerly) on commit."""
+
+    def post(
+        state: CompanyWebhookState,
+        payload: Any = None,
+        *,
+        raw: bytes | None = None,
+        auth: str | None = None,
+        path: str | None = None,
+        **headers: str,
+    ):  # type: ignore[no-untyped-def]
+        body = raw if raw is not None else json.dumps(payload).encode()
+        authorization = auth if auth is not None else basic(state.http_auth_user, state.http_auth_password)
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.generic(
+                "POST",
+                path or receiver_path(state),
+                body,
+                content_type="application/json",
+                HTTP_AUTHORIZATION=authorization,
+                **headers,
+            )
+
+    return post

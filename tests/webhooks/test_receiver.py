@@ -1,0 +1,221 @@
+"""POST /webhooks/pipedrive/<key>/: authentication, limits, validation, de-duplication."""
+
+from __future__ import annotations
+
+import json
+import string
+
+import pytest
+from django.test import Client, override_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from pipedrive_app.history.models import ChangeRecord
+from pipedrive_app.installations.models import Company
+from pipedrive_app.webhooks.models import InboxEvent
+from pipedrive_app.webhooks.services import webhook_state_get_or_create
+from tests.webhooks.conftest import basic, load_event, receiver_path
+
+pytestmark = pytest.mark.django_db
+
+
+def test_valid_v2_delivery_is_stored_processed_and_acknowledged(webhook_company, post_event) -> None:
+    company, state = webhook_company
+    response = post_event(state, load_event("deal.change"))
+    assert response.status_code == 200, response.content
+    assert response.json() == {"ok": True, "duplicate": False}
+    row = InboxEvent.objects.get()
+    assert (row.company_id, row.entity, row.action, row.entity_id, row.version) == (
+        company.pk,
+        "deal",
+        "change",
+        42,
+        "2.0",
+    )
+    assert row.dedup_key == "v2:7c1d5b8e-2f9a-4d3c-9b1e-6a4f2c8d0e11"
+    assert json.loads(row.body)["meta"]["entity_id"] == "42"  # raw body kept as received
+    assert row.status == InboxEvent.Status.PROCESSED
+
+
+def test_v1_delivery_is_accepted(webhook_company, post_event) -> None:
+    _, state = webhook_company
+    assert post_event(state, load_event("deal.updated")).status_code == 200
+    row = InboxEvent.objects.get()
+    assert (row.version, row.entity, row.action, row.entity_id) == ("1.0", "deal", "change", 42)
+    assert row.dedup_key.startswith("v1:")
+
+
+def test_retry_of_one_event_is_acknowledged_and_not_stored_twice(webhook_company, post_event) -> None:
+    _, state = webhook_company
+    assert post_event(state, load_event("deal.change")).status_code == 200
+    retry = post_event(state, load_event("deal.change", attempt=2, webhook_id="99"))
+    assert retry.status_code == 200 and retry.json()["duplicate"] is True
+    row = InboxEvent.objects.get()
+    assert row.deliveries == 2 and row.attempts == 1
+
+
+def test_v1_retries_share_a_key_and_distinct_v1_events_do_not(webhook_company, post_event) -> None:
+    _, state = webhook_company
+    first = load_event("deal.updated")
+    retry = load_event("deal.updated", webhook_id="12")
+    retry["retry"] = 2
+    other = load_event("deal.updated", timestamp_micro=1740910501000000, timestamp=1740910501)
+    for payload in (first, retry, other):
+        assert post_event(state, payload).status_code == 200
+    assert InboxEvent.objects.count() == 2
+
+
+def test_unknown_key_is_404(webhook_company, post_event) -> None:
+    _, state = webhook_company
+    response = post_event(state, load_event("deal.change"), path="/webhooks/pipedrive/not-a-key/")
+    assert response.status_code == 404
+    assert InboxEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "auth",
+    ["", "Bearer abc", "Basic !!!", "Basic " + "dXNlcg==", "wrong"],
+    ids=["none", "bearer", "garbage", "no-colon", "scheme"],
+)
+def test_missing_or_malformed_credentials_are_401(webhook_company, post_event, auth) -> None:
+    _, state = webhook_company
+    response = post_event(state, load_event("deal.change"), auth=auth)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Basic")
+    assert InboxEvent.objects.count() == 0
+
+
+def test_wrong_password_or_user_is_401(webhook_company, post_event) -> None:
+    _, state = webhook_company
+    assert post_event(state, load_event("deal.change"), auth=basic(state.http_auth_user, "nope")).status_code == 401
+    assert post_event(state, load_event("deal.change"), auth=basic("nope", state.http_auth_password)).status_code == 401
+    assert InboxEvent.objects.count() == 0
+
+
+def test_credentials_of_another_company_are_401(webhook_company, post_event) -> None:
+    _, state = webhook_company
+    other = Company.objects.create(pipedrive_company_id=2002, api_domain="http://127.0.0.1:9")
+    other_state = webhook_state_get_or_create(company=other)
+    auth = basic(other_state.http_auth_user, other_state.http_auth_password)
+    assert post_event(state, load_event("deal.change"), auth=auth).status_code == 401
+
+
+@override_settings(WEBHOOKS_MAX_BODY_BYTES=2048)
+def test_oversized_body_is_413(webhook_company, post_event) -> None:
+    _, state = webhook_company
+    payload = load_event("deal.change")
+    payload["data"]["title"] = "x" * 4000
+    assert post_event(state, payload).status_code == 413
+    assert InboxEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "JSON"),
+        (b"\xff\xfe{}", "JSON"),
+        (b"[]", "object"),
+        (b'{"meta": {"version": "3.0"}}', "neither"),
+        (b'{"meta": "x"}', "meta"),
+    ],
+)
+def test_malformed_bodies_are_400_with_a_reason(webhook_company, post_event, raw, reason) -> None:
+    _, state = webhook_company
+    response = post_event(state, raw=raw)
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert InboxEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("id", None),
+        ("action", "merged"),
+        ("entity", "deal; drop"),
+        ("entity_id", "-5"),
+        ("entity_id", "99999999999999999999999"),
+        ("company_id", None),
+        ("timestamp", "yesterday"),
+    ],
+)
+def test_v2_events_missing_required_meta_are_400(webhook_company, post_event, field, value) -> None:
+    _, state = webhook_company
+    payload = load_event("deal.change")
+    if value is None:
+        del payload["meta"][field]
+    else:
+        payload["meta"][field] = value
+    response = post_event(state, payload)
+    assert response.status_code == 400, response.content
+    assert f"meta.{field}" in response.json()["error"]
+    assert InboxEvent.objects.count() == 0
+
+
+def test_event_of_another_company_is_400_and_not_stored(webhook_company, post_event) -> None:
+    _, state = webhook_company
+    response = post_event(state, load_event("deal.change", company_id="2002"))
+    assert response.status_code == 400
+    assert "another company" in response.json()["error"]
+    assert InboxEvent.objects.count() == 0 and ChangeRecord.objects.count() == 0
+
+
+def test_only_post_is_allowed(webhook_company, client: Client) -> None:
+    _, state = webhook_company
+    assert client.get(receiver_path(state)).status_code == 405
+
+
+def test_receiver_makes_no_pipedrive_call_and_survives_a_dead_broker(webhook_company, post_event, monkeypatch) -> None:
+    """A broker failure while enqueueing is logged; the delivery is stored and acknowledged."""
+    from pipedrive_app.webhooks import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(tasks.process_inbox_event, "apply_async", broker_down)
+    _, state = webhook_company
+    response = post_event(state, load_event("deal.change"))
+    assert response.status_code == 200
+    assert InboxEvent.objects.get().status == InboxEvent.Status.PENDING
+
+
+_header_names = st.sampled_from(["HTTP_AUTHORIZATION", "CONTENT_TYPE", "HTTP_X_FORWARDED_FOR", "HTTP_CONTENT_ENCODING"])
+_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=60)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | _text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_text, children, max_size=4),
+    max_leaves=20,
+)
+_meta_like = st.fixed_dictionaries(
+    {
+        "meta": st.dictionaries(
+            st.sampled_from(
+                ["version", "id", "action", "entity", "entity_id", "company_id", "timestamp", "v", "object"]
+            ),
+            _json_values,
+        )
+    },
+    optional={"v": _json_values, "data": _json_values, "previous": _json_values, "current": _json_values},
+)
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        _json_values.map(lambda v: json.dumps(v).encode()),
+        _meta_like.map(lambda v: json.dumps(v).encode()),
+    ),
+    headers=st.dictionaries(_header_names, st.text(alphabet=string.printable, max_size=80), max_size=3),
+    use_real_auth=st.booleans(),
+)
+def test_random_bodies_and_headers_never_cause_a_5xx(
+    webhook_company, client: Client, body, headers, use_real_auth
+) -> None:
+    _, state = webhook_company
+    if use_real_auth:
+        headers = {**headers, "HTTP_AUTHORIZATION": basic(state.http_auth_user, state.http_auth_password)}
+    response = client.generic("POST", receiver_path(state), body, **headers)
+    assert response.status_code < 500
+    assert response.status_code in {200, 400, 401, 413}
