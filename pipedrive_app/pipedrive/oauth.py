@@ -114,33 +114,36 @@ class PipedriveOAuth:
         return session
 
     def authorization_url(self, *, state: str) -> str:
-        url, _ = self._session().authorization_url(self.authorize_endpoint, state=state)
+        with self._session() as session:
+            url, _ = session.authorization_url(self.authorize_endpoint, state=state)
         return str(url)
 
     def exchange_code(self, *, code: str) -> TokenGrant:
         def call() -> dict[str, object]:
-            return dict(
-                self._session().fetch_token(
-                    self.token_endpoint,
-                    code=code,
-                    auth=HTTPBasicAuth(self.client_id, self._client_secret),
-                    include_client_id=False,
-                    timeout=self.timeout,
+            with self._session() as session:
+                return dict(
+                    session.fetch_token(
+                        self.token_endpoint,
+                        code=code,
+                        auth=HTTPBasicAuth(self.client_id, self._client_secret),
+                        include_client_id=False,
+                        timeout=self.timeout,
+                    )
                 )
-            )
 
         return self._grant_from(self._call("code exchange", call), previous_refresh_token=None)
 
     def refresh(self, *, refresh_token: str) -> TokenGrant:
         def call() -> dict[str, object]:
-            return dict(
-                self._session().refresh_token(
-                    self.token_endpoint,
-                    refresh_token=refresh_token,
-                    auth=HTTPBasicAuth(self.client_id, self._client_secret),
-                    timeout=self.timeout,
+            with self._session() as session:
+                return dict(
+                    session.refresh_token(
+                        self.token_endpoint,
+                        refresh_token=refresh_token,
+                        auth=HTTPBasicAuth(self.client_id, self._client_secret),
+                        timeout=self.timeout,
+                    )
                 )
-            )
 
         return self._grant_from(self._call("token refresh", call), previous_refresh_token=refresh_token)
 

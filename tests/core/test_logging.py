@@ -23,3 +23,21 @@ def test_filter_rewrites_the_record_including_args() -> None:
     )
     assert RedactSecretsFilter().filter(record)
     assert "abc123456" not in record.getMessage()
+
+
+def test_runserver_request_lines_go_through_the_redacting_handler() -> None:
+    logger = logging.getLogger("django.server")
+    assert logger.handlers, "django.server must log through the project's console handler"
+    record = logger.makeRecord(
+        "django.server",
+        logging.INFO,
+        __file__,
+        1,
+        '"%s" %s %s',
+        ("GET /oauth/callback?code=abc123secret&state=x HTTP/1.1", 302, 0),
+        None,
+    )
+    for handler in logger.handlers:
+        for flt in handler.filters:
+            flt.filter(record)
+    assert "abc123secret" not in record.getMessage()
