@@ -318,5 +318,7 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
         "oauthlib": {"level": "WARNING"},
         "requests_oauthlib": {"level": "WARNING"},
+        # runserver's request lines carry query strings (?code=...): through the redacting handler.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
