@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "pipedrive_app.core.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -121,6 +122,16 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# whitenoise serves static files from the app processes (no separate web server needed);
+# production gets hashed, compressed files from `collectstatic` (Procfile release / Dockerfile).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG or TESTING
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 # --- Security -------------------------------------------------------------------------------------
 # Pipedrive's review expects the app to trust its reverse proxy's scheme (platform guide §6).
@@ -131,6 +142,15 @@ SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[APP_BASE_URL])
 X_FRAME_OPTIONS = "DENY"
+if not (DEBUG or TESTING):
+    # Production behind HTTPS: `manage.py check --deploy` passes with no warning (tests/core).
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_HTTPS)
+    # Probes come over plain HTTP from inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _HTTPS else 0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_HTTPS)
+    SECURE_REFERRER_POLICY = "same-origin"
 # django-csp 4.x. Site-wide only what cannot break a page: nothing frames the app (as DENY above)
 # and no plugins. Extension pages replace this with a strict policy of their own that lets Pipedrive
 # frame them (extensions/view_guards.py). "default-src": None drops django-csp's implicit 'self'.

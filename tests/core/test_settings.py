@@ -53,3 +53,27 @@ def test_production_start_with_all_secrets_succeeds() -> None:
 def test_development_start_needs_nothing() -> None:
     result = _start({"DEBUG": "on"})
     assert result.returncode == 0, result.stderr
+
+
+def test_check_deploy_is_clean_with_production_settings() -> None:
+    env = {
+        "DEBUG": "off",
+        "SECRET_KEY": "k3Jp0-5x!vQe_9Lr2sWz7Ty4Ua8Ib6Oc1Nd3Mf5Gh7Ji9Kl0Pm2Qn4Ro6Sp8Tq0Ur2",
+        "PIPEDRIVE_CLIENT_ID": "id",
+        "PIPEDRIVE_CLIENT_SECRET": "secret",
+        "TOKEN_ENCRYPTION_KEYS": "8lWsdZ9yBq3Ww5o3cXmnH4sBH0AhFM9tZ5F1j5Zh0Y8=",
+        "APP_BASE_URL": "https://app.example.com",
+        "ALLOWED_HOSTS": "app.example.com",
+        "PIPEDRIVE_SANDBOX": "off",
+    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PIPEDRIVE_", "SECRET_KEY", "TOKEN_", "DEBUG"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
