@@ -77,3 +77,20 @@ def test_check_deploy_is_clean_with_production_settings() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_sentry_is_initialised_only_when_its_dsn_is_set() -> None:
+    probe = "import django; django.setup(); import sentry_sdk; print(sentry_sdk.get_client().is_active())"
+
+    def run(extra: dict[str, str]) -> str:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "DEBUG"))}
+        env = {**clean, "DEBUG": "on", "DJANGO_SETTINGS_MODULE": "pipedrive_app.settings", **extra}
+        result = subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    assert run({}) == "False"
+    # A loopback DSN: nothing is sent during this check, and nothing could leave the machine.
+    assert run({"SENTRY_DSN": "http://publickey@127.0.0.1:9/1"}) == "True"
