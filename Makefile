@@ -14,7 +14,7 @@ RUN_ENV := DEBUG=on
 help:
 	@echo "make run        set up and start the app at http://$(HOST):$(PORT)/ (SQLite, eager tasks)"
 	@echo "make test       set up and run the whole test suite"
-	@echo "make worker     run a Celery worker (needs CELERY_BROKER_URL)"
+	@echo "make worker     run a Celery worker for all queues (needs CELERY_BROKER_URL)"
 	@echo "make beat       run Celery beat with the database scheduler (needs CELERY_BROKER_URL)"
 	@echo "make lint       ruff check + ruff format --check;  make typecheck: mypy"
 
@@ -30,20 +30,24 @@ migrate: $(VENV)/.deps
 	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
 
 # `make run` also serves the sandbox (a local Pipedrive stand-in, sandbox/README.md) and points the app at it.
-SANDBOX_URL := http://$(HOST):$(PORT)/sandbox
-SANDBOX_ENV := $(RUN_ENV) PIPEDRIVE_SANDBOX=on APP_BASE_URL=http://$(HOST):$(PORT) \
+# Every URL follows HOST and PORT (`make run PORT=8777`). A wildcard bind address is no origin a
+# browser can use, and the sandbox's OAuth server must be on loopback: then the URLs use 127.0.0.1.
+APP_URL := http://$(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
+SANDBOX_URL := $(APP_URL)/sandbox
+SANDBOX_ENV := $(RUN_ENV) PIPEDRIVE_SANDBOX=on APP_BASE_URL=$(APP_URL) \
 	PIPEDRIVE_OAUTH_URL=$(SANDBOX_URL) PIPEDRIVE_ALLOWED_API_DOMAINS='$(SANDBOX_URL)/*'
 
 run: migrate
 	$(SANDBOX_ENV) $(BIN)/python manage.py sandbox_seed
-	@echo "Serving on http://$(HOST):$(PORT)/  (sandbox: $(SANDBOX_URL)/; Ctrl-C to stop)"
+	@echo "Serving on $(APP_URL)/  (sandbox: $(SANDBOX_URL)/; Ctrl-C to stop)"
 	$(SANDBOX_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Development: one worker for every queue (production runs one per queue: Procfile).
 worker: $(VENV)/.deps
-	$(BIN)/celery -A pipedrive_app worker --loglevel=INFO
+	$(BIN)/celery -A pipedrive_app worker --loglevel=INFO -Q webhooks,pipedrive,celery
 
 beat: $(VENV)/.deps
 	$(BIN)/celery -A pipedrive_app beat --loglevel=INFO
@@ -123,3 +127,13 @@ bench-webhooks: $(VENV)/.deps
 		echo "bench-webhooks needs PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/pipedrive_app make bench-webhooks"; \
 		exit 2; fi
 	$(BIN)/python -m bench.webhooks
+
+# Several minutes of installs, panel views and webhooks against gunicorn + one worker per queue + beat
+# (PostgreSQL, a private Redis, the sandbox), with a worker SIGKILLed and Redis restarted (bench/soak.py).
+SOAK_SECONDS ?= 180
+.PHONY: soak
+soak: $(VENV)/.deps
+	@if [ -z "$$DATABASE_URL" ]; then \
+		echo "soak needs PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/pipedrive_app make soak"; \
+		exit 2; fi
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m bench.soak

@@ -41,6 +41,7 @@ class Operation:
 # The operations the sandbox implements. Costs and scopes are overwritten from the OpenAPI files.
 OPERATIONS: dict[str, Operation] = {
     "users.me": Operation("v1", "get", "/users/me", 2, ("base",)),
+    "users.get": Operation("v1", "get", "/users/{id}", 2, ("users:read",)),
     "notes.list": Operation("v1", "get", "/notes", 20, ("deals:read", "deals:full", "contacts:read", "contacts:full")),
     "notes.create": Operation("v1", "post", "/notes", 10, ("deals:full", "contacts:full")),
     "webhooks.list": Operation("v1", "get", "/webhooks", 10, ("admin",)),
@@ -56,6 +57,11 @@ OPERATIONS: dict[str, Operation] = {
     "persons.get": Operation("v2", "get", "/persons/{id}", 1, ("contacts:read", "contacts:full")),
     "persons.update": Operation("v2", "patch", "/persons/{id}", 5, ("contacts:full",)),
     "persons.delete": Operation("v2", "delete", "/persons/{id}", 3, ("contacts:full",)),
+    "organizations.get": Operation("v2", "get", "/organizations/{id}", 1, ("contacts:read", "contacts:full")),
+    "pipelines.list": Operation("v2", "get", "/pipelines", 5, ("deals:read", "deals:full", "admin")),
+    "pipelines.get": Operation("v2", "get", "/pipelines/{id}", 1, ("deals:read", "deals:full", "admin")),
+    "stages.list": Operation("v2", "get", "/stages", 5, ("deals:read", "deals:full", "admin")),
+    "stages.get": Operation("v2", "get", "/stages/{id}", 1, ("deals:read", "deals:full", "admin")),
     "dealFields.list": Operation(
         "v2", "get", "/dealFields", 10, ("deals:read", "deals:full", "admin", "deal-fields:full")
     ),

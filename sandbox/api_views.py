@@ -139,7 +139,16 @@ def _users_me(call: ApiCall) -> HttpResponse:
     return _ok(representations.user_me(call.user))
 
 
+@api_operation("users.get")
+def _user_get(call: ApiCall, user_id: int) -> HttpResponse:
+    user = selectors.company_user_get(company=call.company, user_id=user_id)
+    if user is None:
+        return _error(404, "User not found")
+    return _ok(representations.user_v1(user, viewer_id=call.user.pk))
+
+
 users_me = _method_router(get=_users_me)
+user = _method_router(get=_user_get)
 
 
 # --- deals (v2) --------------------------------------------------------------------------------------------
@@ -229,6 +238,46 @@ def _person_delete(call: ApiCall, person_id: int) -> HttpResponse:
 
 persons = _method_router(get=_persons_list, post=_persons_create)
 person = _method_router(get=_person_get, patch=_person_update, delete=_person_delete)
+
+
+# --- organizations, pipelines and stages (v2; the panels name what a deal or person points at) ----------
+
+
+@api_operation("organizations.get")
+def _organization_get(call: ApiCall, org_id: int) -> HttpResponse:
+    org = selectors.organization_get(company=call.company, org_id=org_id)
+    return _ok(representations.organization_v2(org)) if org else _error(404, "Organization not found")
+
+
+@api_operation("pipelines.list")
+def _pipelines_list(call: ApiCall) -> HttpResponse:
+    return _cursor_response(
+        selectors.pipelines_list(company=call.company, query=call.query), representations.pipeline_v2
+    )
+
+
+@api_operation("pipelines.get")
+def _pipeline_get(call: ApiCall, pipeline_id: int) -> HttpResponse:
+    pipeline = selectors.pipeline_get(company=call.company, pipeline_id=pipeline_id)
+    return _ok(representations.pipeline_v2(pipeline)) if pipeline else _error(404, "Pipeline not found")
+
+
+@api_operation("stages.list")
+def _stages_list(call: ApiCall) -> HttpResponse:
+    return _cursor_response(selectors.stages_list(company=call.company, query=call.query), representations.stage_v2)
+
+
+@api_operation("stages.get")
+def _stage_get(call: ApiCall, stage_id: int) -> HttpResponse:
+    stage = selectors.stage_get(company=call.company, stage_id=stage_id)
+    return _ok(representations.stage_v2(stage)) if stage else _error(404, "Stage not found")
+
+
+organization = _method_router(get=_organization_get)
+pipelines = _method_router(get=_pipelines_list)
+pipeline = _method_router(get=_pipeline_get)
+stages = _method_router(get=_stages_list)
+stage = _method_router(get=_stage_get)
 
 
 # --- fields (v2) ----------------------------------------------------------------------------------------------

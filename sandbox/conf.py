@@ -20,7 +20,8 @@ WEBHOOK_BAN_AFTER_FAILED_FIRST_ATTEMPTS = 10
 WEBHOOK_BAN_MINUTES = 30
 WEBHOOK_REMOVE_AFTER_DAYS = 3
 MAX_PAGE_SIZE = 500
-DEFAULT_SCOPES = "base,deals:full,contacts:full,admin"
+# users:read lets the panels name a record's owner who has not installed the app (GET /api/v1/users/{id}).
+DEFAULT_SCOPES = "base,deals:full,contacts:full,users:read,admin"
 # Company domains that would collide with the sandbox's own pages.
 RESERVED_DOMAINS = frozenset({"oauth", "marketplace", "webhooks", "static", "api", "companies"})
 

@@ -1,4 +1,5 @@
-"""How the sandbox's records look on the wire: API v2 deals and persons, v1 notes, users and webhooks.
+"""How the sandbox's records look on the wire: API v2 deals, persons, organizations, pipelines and
+stages; v1 notes, users and webhooks.
 
 Shapes follow Pipedrive's OpenAPI files (``../shared/pipedrive-openapi``). Where Pipedrive itself
 sends ``null`` for a field the files declare non-nullable (``org_id``, ``won_time``...), the field is
@@ -168,10 +169,39 @@ def entity_snapshot(instance: Any) -> dict[str, Any]:
     raise TypeError(f"no representation for {type(instance).__name__}")
 
 
-def user_me(user: models.SandboxUser) -> dict[str, Any]:
-    company = user.company
+def pipeline_v2(pipeline: models.Pipeline) -> dict[str, Any]:
+    # The sandbox keeps no times for pipelines and stages: they exist since their company does.
+    stamp = rfc3339(pipeline.company.created_at)
+    return {
+        "id": pipeline.pk,
+        "name": pipeline.name,
+        "order_nr": pipeline.order_nr,
+        "is_deleted": False,
+        "is_deal_probability_enabled": True,
+        "add_time": stamp,
+        "update_time": stamp,
+    }
+
+
+def stage_v2(stage: models.Stage) -> dict[str, Any]:
+    stamp = rfc3339(stage.pipeline.company.created_at)
+    return {
+        "id": stage.pk,
+        "order_nr": stage.order_nr,
+        "name": stage.name,
+        "is_deleted": False,
+        "deal_probability": stage.deal_probability,
+        "pipeline_id": stage.pipeline_id,
+        "is_deal_rot_enabled": False,
+        "days_to_rotten": None,
+        "add_time": stamp,
+        "update_time": stamp,
+    }
+
+
+def user_v1(user: models.SandboxUser, *, viewer_id: int | None) -> dict[str, Any]:
+    """A user as ``GET /api/v1/users/{id}`` answers (``BaseUser`` in v1.yaml)."""
     stamp = v1_time(user.created_at)
-    language, _, country = user.locale.partition("_")
     return {
         "id": user.pk,
         "name": user.name,
@@ -185,15 +215,26 @@ def user_me(user: models.SandboxUser) -> dict[str, Any]:
         "created": stamp,
         "modified": stamp,
         "has_created_company": user.is_admin,
-        "access": [{"app": "global", "admin": user.is_admin, "permission_set_id": f"sandbox-{company.pk}-{user.pk}"}],
+        "access": [
+            {"app": "global", "admin": user.is_admin, "permission_set_id": f"sandbox-{user.company_id}-{user.pk}"}
+        ],
         "active_flag": True,
         "timezone_name": user.timezone_name,
         "timezone_offset": "+00:00",
         "role_id": 1,
         "icon_url": None,
-        "is_you": True,
+        "is_you": user.pk == viewer_id,
         "is_deleted": False,
         "is_admin": 1 if user.is_admin else 0,
+    }
+
+
+def user_me(user: models.SandboxUser) -> dict[str, Any]:
+    """``GET /api/v1/users/me``: the user as above, plus their company."""
+    company = user.company
+    language, _, country = user.locale.partition("_")
+    return {
+        **user_v1(user, viewer_id=user.pk),
         "company_id": company.pk,
         "company_name": company.name,
         "company_domain": company.domain,

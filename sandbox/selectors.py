@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,9 @@ from .models import (
     Deal,
     FieldDefinition,
     Note,
+    Organization,
     Person,
+    Pipeline,
     RefreshToken,
     SandboxCompany,
     SandboxUser,
@@ -131,6 +133,97 @@ def deal_get(*, company: SandboxCompany, deal_id: int) -> Deal | None:
 
 def person_get(*, company: SandboxCompany, person_id: int) -> Person | None:
     return Person.objects.filter(company=company, pk=person_id, is_deleted=False).select_related("company").first()
+
+
+def organization_get(*, company: SandboxCompany, org_id: int) -> Organization | None:
+    return Organization.objects.filter(company=company, pk=org_id, is_deleted=False).first()
+
+
+def pipeline_get(*, company: SandboxCompany, pipeline_id: int) -> Pipeline | None:
+    return Pipeline.objects.filter(company=company, pk=pipeline_id).select_related("company").first()
+
+
+def stage_get(*, company: SandboxCompany, stage_id: int) -> Stage | None:
+    return Stage.objects.filter(pipeline__company=company, pk=stage_id).select_related("pipeline__company").first()
+
+
+def company_user_get(*, company: SandboxCompany, user_id: int) -> SandboxUser | None:
+    """A user of ``company`` (another company's users are not found, as at Pipedrive)."""
+    return SandboxUser.objects.filter(company=company, pk=user_id).first()
+
+
+_SORT_DIRECTIONS = ("asc", "desc")
+
+
+def _sorted_page(
+    rows: list[Any], query: Mapping[str, str], *, sort_keys: Mapping[str, Callable[[Any], Any]]
+) -> CursorPage:
+    """v2 ``sort_by``/``sort_direction``/``limit``/``cursor`` over a small list sorted in memory.
+
+    The cursor is the offset of the next row: pipelines and stages are few, and a sort by a value
+    that is not unique (``order_nr``) has no natural "after this id" position.
+    """
+    sort_by = query.get("sort_by") or "id"
+    direction = query.get("sort_direction") or "asc"
+    if sort_by not in sort_keys:
+        raise BadListQuery(f"Parameter 'sort_by' must be one of {', '.join(sort_keys)}")
+    if direction not in _SORT_DIRECTIONS:
+        raise BadListQuery("Parameter 'sort_direction' must be asc or desc")
+    limit = page_limit(query)
+    offset = _decode_offset_cursor(query.get("cursor"))
+    key = sort_keys[sort_by]
+    ordered = sorted(rows, key=lambda row: (key(row), row.pk), reverse=direction == "desc")
+    page = ordered[offset : offset + limit]
+    more = len(ordered) > offset + limit
+    return CursorPage(items=page, next_cursor=_encode_offset_cursor(offset + limit) if more else None)
+
+
+def _encode_offset_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
+
+
+def _decode_offset_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        offset = int(json.loads(base64.urlsafe_b64decode(padded))["offset"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise BadListQuery("Invalid cursor") from None
+    if offset < 0:
+        raise BadListQuery("Invalid cursor")
+    return offset
+
+
+def _by_id(row: Any) -> int:
+    return int(row.pk)
+
+
+def _shared_time(row: Any) -> int:
+    """Pipelines and stages all carry their company's creation time: a sort by time keeps id order."""
+    return 0
+
+
+def pipelines_list(*, company: SandboxCompany, query: Mapping[str, str]) -> CursorPage:
+    rows = list(Pipeline.objects.filter(company=company).select_related("company"))
+    return _sorted_page(rows, query, sort_keys={"id": _by_id, "update_time": _shared_time, "add_time": _shared_time})
+
+
+def stages_list(*, company: SandboxCompany, query: Mapping[str, str]) -> CursorPage:
+    queryset = Stage.objects.filter(pipeline__company=company).select_related("pipeline__company")
+    pipeline_id = _int_param(query, "pipeline_id")
+    if pipeline_id is not None:
+        queryset = queryset.filter(pipeline_id=pipeline_id)
+    return _sorted_page(
+        list(queryset),
+        query,
+        sort_keys={
+            "id": _by_id,
+            "update_time": _shared_time,
+            "add_time": _shared_time,
+            "order_nr": lambda stage: stage.order_nr,
+        },
+    )
 
 
 def notes_list(*, company: SandboxCompany, query: Mapping[str, str]) -> OffsetPage:

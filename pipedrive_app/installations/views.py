@@ -1,4 +1,4 @@
-"""OAuth install, callback and Pipedrive's uninstall notification. Thin: parse, call, render."""
+"""The landing page; OAuth install, callback and Pipedrive's uninstall notification. Thin: parse, call, render."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from .models import LifecycleEvent
-from .selectors import installation_get
+from .selectors import installation_get, installations_overview
 from .services import (
     InstallError,
     InvalidState,
@@ -35,6 +35,30 @@ logger = logging.getLogger(__name__)
 BROWSER_COOKIE = "pd_oauth_browser"
 _SUCCESS_SALT = "installations.oauth-installed"
 _SUCCESS_MAX_AGE = 15 * 60
+
+
+@never_cache
+@require_GET
+def landing(request: HttpRequest) -> HttpResponse:
+    """``/``: what to click, in order. In development it also lists who has installed the app.
+
+    The list is for a newcomer watching an install appear and disappear, so it is rendered only
+    while the sandbox or DEBUG is on, and it shows names and statuses, never a token.
+    """
+    sandbox = bool(settings.PIPEDRIVE_SANDBOX)
+    show_installs = sandbox or bool(settings.DEBUG)
+    base_url = str(settings.APP_BASE_URL).rstrip("/")
+    return render(
+        request,
+        "landing.html",
+        {
+            "sandbox": sandbox,
+            "show_installs": show_installs,
+            "companies": installations_overview() if show_installs else [],
+            "callback_url": f"{base_url}/oauth/callback",
+            "install_url": f"{base_url}/oauth/install",
+        },
+    )
 
 
 @never_cache

@@ -85,8 +85,19 @@ def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot
 
     user = sandbox_world.acme_admin
     _install(live_sandbox, user)
+    # A deal owned by a user who has not installed the app: the owner's name comes from the sandbox's
+    # GET /api/v1/users/{id} (scope users:read), not from the app's own installations.
     deal = (
-        Deal.objects.filter(company=sandbox_world.acme, is_deleted=False, person__isnull=False).order_by("pk").first()
+        Deal.objects.filter(
+            company=sandbox_world.acme,
+            is_deleted=False,
+            person__isnull=False,
+            org__isnull=False,
+            owner=sandbox_world.acme_regular,
+        )
+        .select_related("pipeline", "stage", "org", "owner", "person")
+        .order_by("pk")
+        .first()
     )
 
     host, frame, initialized_after = _open_record(
@@ -97,6 +108,11 @@ def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot
     assert frame.inner_text("[data-fact=title]") == deal.title
     assert frame.inner_text("[data-fact=person]") == deal.person.name
     assert deal.currency in frame.inner_text("[data-fact=value]")
+    # The seed's real names, read through the sandbox's REST API (no "Pipeline 1" / "Stage 3" fallbacks).
+    assert frame.inner_text("[data-fact=pipeline]") == deal.pipeline.name == "Sales pipeline"
+    assert frame.inner_text("[data-fact=stage]") == deal.stage.name
+    assert frame.inner_text("[data-fact=organization]") == deal.org.name
+    assert frame.inner_text("[data-fact=owner]") == deal.owner.name == "Rob Regular"
     height = _wait_resized(page, frame)
     assert height != 300
     assert frame.evaluate("() => document.documentElement.getAttribute('data-theme')") == "light"
@@ -124,11 +140,18 @@ def test_person_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screensh
     user = sandbox_world.acme_regular
     _install(live_sandbox, user)
     person = (
-        Person.objects.filter(company=sandbox_world.acme, is_deleted=False, deals__status=Deal.Status.OPEN)
+        Person.objects.filter(
+            company=sandbox_world.acme,
+            is_deleted=False,
+            org__isnull=False,
+            owner=sandbox_world.acme_admin,  # has not installed: named through GET /api/v1/users/{id}
+            deals__status=Deal.Status.OPEN,
+        )
+        .select_related("org", "owner")
         .order_by("pk")
         .first()
     )
-    open_deals = Deal.objects.filter(person=person, status=Deal.Status.OPEN, is_deleted=False)
+    open_deals = Deal.objects.filter(person=person, status=Deal.Status.OPEN, is_deleted=False).select_related("stage")
 
     host, frame, initialized_after = _open_record(
         page, f"{live_sandbox.url}/sandbox/acme/persons/{person.pk}/?as={user.pk}"
@@ -136,11 +159,15 @@ def test_person_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screensh
 
     assert initialized_after < 10
     assert frame.inner_text("[data-fact=name]") == person.name
+    assert frame.inner_text("[data-fact=organization]") == person.org.name
+    assert frame.inner_text("[data-fact=owner]") == person.owner.name == "Ann Admin"
     shown = {
         int(value)
         for value in frame.eval_on_selector_all("[data-open-deal]", "els => els.map(e => e.dataset.openDeal)")
     }
     assert shown == {deal.pk for deal in open_deals[:9]}
+    for deal in open_deals[:9]:
+        assert frame.inner_text(f"[data-open-deal='{deal.pk}'] .deal-stage") == deal.stage.name
     _wait_resized(page, frame)
     screenshot("panels-person-light")
 

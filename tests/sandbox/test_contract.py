@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from sandbox.models import Deal, Person
+from sandbox.models import Deal, Organization, Person, Pipeline, Stage
 from tests.doubles import openapi_contract
 from tests.doubles.openapi_contract import ExchangeRequest, ExchangeResponse
 
@@ -137,6 +137,36 @@ def test_persons_operations(api, admin_token) -> None:
     _call(api, "GET", f"/api/v2/persons/{created['id']}", admin_token)
     _call(api, "PATCH", f"/api/v2/persons/{created['id']}", admin_token, body={"name": "Pat Renamed"})
     _call(api, "DELETE", f"/api/v2/persons/{created['id']}", admin_token)
+
+
+def test_users_get(api, admin_token, sandbox_world) -> None:
+    other = _call(api, "GET", f"/api/v1/users/{sandbox_world.acme_regular.pk}", admin_token)["data"]
+    assert other["name"] == "Rob Regular" and other["is_you"] is False
+    me = _call(api, "GET", f"/api/v1/users/{sandbox_world.acme_admin.pk}", admin_token)["data"]
+    assert me["is_you"] is True
+    missing = api("GET", "acme", f"/api/v1/users/{sandbox_world.globex_admin.pk}", admin_token)
+    assert missing.status_code == 404  # another company's user
+    assert_contract("GET", f"/sandbox/acme/api/v1/users/{sandbox_world.globex_admin.pk}", missing)
+
+
+def test_organizations_get(api, admin_token, sandbox_world) -> None:
+    org = Organization.objects.filter(company=sandbox_world.acme).first()
+    data = _call(api, "GET", f"/api/v2/organizations/{org.pk}", admin_token)["data"]
+    assert data["name"] == org.name and data["address"] == {"value": org.address}
+
+
+def test_pipelines_and_stages_operations(api, admin_token, sandbox_world) -> None:
+    pipeline = Pipeline.objects.get(company=sandbox_world.acme)
+    stage = Stage.objects.filter(pipeline=pipeline).order_by("order_nr").last()
+    listed = _call(api, "GET", "/api/v2/pipelines", admin_token)["data"]
+    assert [p["name"] for p in listed] == ["Sales pipeline"]
+    _call(api, "GET", "/api/v2/pipelines", admin_token, query={"sort_by": "add_time", "sort_direction": "desc"})
+    assert _call(api, "GET", f"/api/v2/pipelines/{pipeline.pk}", admin_token)["data"]["name"] == "Sales pipeline"
+    stages = _call(api, "GET", "/api/v2/stages", admin_token, query={"pipeline_id": pipeline.pk, "limit": 2})
+    assert len(stages["data"]) == 2 and stages["additional_data"]["next_cursor"]
+    _call(api, "GET", "/api/v2/stages", admin_token, query={"sort_by": "order_nr", "sort_direction": "desc"})
+    got = _call(api, "GET", f"/api/v2/stages/{stage.pk}", admin_token)["data"]
+    assert got["name"] == stage.name and got["pipeline_id"] == pipeline.pk and got["days_to_rotten"] is None
 
 
 def test_fields_operations(api, admin_token) -> None:

@@ -176,3 +176,36 @@ def test_sandbox_is_off_by_default_outside_tests() -> None:
         timeout=120,
     )
     assert result.stdout.strip() == "False False", result.stderr
+
+
+def test_make_runs_set_up_leaves_no_unapplied_migration_for_runserver_to_warn_about(tmp_path) -> None:
+    """`make run`: migrate without the sandbox, then sandbox_seed with it; runserver's own check then
+    finds nothing unapplied in the default database (it used to warn about the sandbox's migration)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPEDRIVE_", "DATABASE_URL", "SANDBOX_", "DEBUG"))}
+    env.update(
+        {
+            "DEBUG": "on",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite3'}",
+            "SANDBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'sandbox.sqlite3'}",
+        }
+    )
+    sandbox_env = {**env, "PIPEDRIVE_SANDBOX": "on", "APP_BASE_URL": "http://127.0.0.1:8777"}
+    sandbox_env["PIPEDRIVE_OAUTH_URL"] = "http://127.0.0.1:8777/sandbox"
+
+    def manage(*args: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=180
+        )
+
+    assert manage("manage.py", "migrate", "--no-input", "-v", "0", environment=env).returncode == 0
+    seeded = manage("manage.py", "sandbox_seed", "-v", "0", environment=sandbox_env)
+    assert seeded.returncode == 0, seeded.stderr
+    plan = manage(
+        "-c",
+        "import os, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'pipedrive_app.settings'; django.setup(); "
+        "from django.db import connection; from django.db.migrations.executor import MigrationExecutor; "
+        "executor = MigrationExecutor(connection); "
+        "print(len(executor.migration_plan(executor.loader.graph.leaf_nodes())))",
+        environment=sandbox_env,
+    )
+    assert plan.stdout.strip() == "0", plan.stderr

@@ -9,7 +9,7 @@ import requests
 
 from pipedrive_app.pipedrive.client import PipedriveClient
 from sandbox import api_limits
-from sandbox.models import Deal, Person, SandboxCompany
+from sandbox.models import Deal, Organization, Person, Pipeline, SandboxCompany, Stage
 
 from .conftest import SANDBOX_DB
 
@@ -68,6 +68,75 @@ def test_webhooks_need_the_admin_scope(api, sandbox_world, regular_token) -> Non
     assert api("GET", "acme", "/api/v1/webhooks", regular_token).status_code == 403
     # Deals and contacts are still fine for a regular user.
     assert api("GET", "acme", "/api/v2/deals", regular_token).status_code == 200
+
+
+def test_users_get_needs_the_users_read_scope(api, grant, sandbox_world, settings) -> None:
+    path = f"/api/v1/users/{sandbox_world.acme_regular.pk}"
+    token = grant(sandbox_world.acme_admin)["access_token"]
+    assert api("GET", "acme", path, token).json()["data"]["email"] == "rob@acme.example"
+    settings.SANDBOX_APP_SCOPES = "base,deals:full,contacts:full,admin"  # an app registered without users:read
+    narrow = grant(sandbox_world.acme_admin)["access_token"]
+    refused = api("GET", "acme", path, narrow)
+    assert refused.status_code == 403 and "users:read" in refused.json()["error"]
+    assert api("GET", "acme", "/api/v1/users/me", narrow).status_code == 200  # base still suffices
+
+
+def test_pipelines_stages_and_organizations_of_another_company_are_not_found(api, sandbox_world, admin_token) -> None:
+    foreign_pipeline = Pipeline.objects.get(company=sandbox_world.globex)
+    foreign_stage = Stage.objects.filter(pipeline=foreign_pipeline).first()
+    foreign_org = Organization.objects.filter(company=sandbox_world.globex).first()
+    assert api("GET", "acme", f"/api/v2/pipelines/{foreign_pipeline.pk}", admin_token).status_code == 404
+    assert api("GET", "acme", f"/api/v2/stages/{foreign_stage.pk}", admin_token).status_code == 404
+    assert api("GET", "acme", f"/api/v2/organizations/{foreign_org.pk}", admin_token).status_code == 404
+    own = {p["id"] for p in api("GET", "acme", "/api/v2/pipelines", admin_token).json()["data"]}
+    assert own == {Pipeline.objects.get(company=sandbox_world.acme).pk}
+    stages = api("GET", "acme", "/api/v2/stages", admin_token, query={"pipeline_id": foreign_pipeline.pk})
+    assert stages.json()["data"] == []
+
+
+def test_stages_list_filters_sorts_and_pages(api, sandbox_world, admin_token) -> None:
+    pipeline = Pipeline.objects.get(company=sandbox_world.acme)
+    expected = list(Stage.objects.filter(pipeline=pipeline).order_by("-order_nr").values_list("name", flat=True))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = {"pipeline_id": pipeline.pk, "sort_by": "order_nr", "sort_direction": "desc", "limit": 3}
+        payload = api(
+            "GET", "acme", "/api/v2/stages", admin_token, query={**query, **({"cursor": cursor} if cursor else {})}
+        )
+        assert payload.status_code == 200
+        seen.extend(stage["name"] for stage in payload.json()["data"])
+        cursor = payload.json()["additional_data"].get("next_cursor")
+        if not cursor:
+            break
+    assert seen == expected
+    assert api("GET", "acme", "/api/v2/stages", admin_token, query={"sort_by": "name"}).status_code == 400
+    assert api("GET", "acme", "/api/v2/pipelines", admin_token, query={"sort_direction": "up"}).status_code == 400
+    assert api("GET", "acme", "/api/v2/stages", admin_token, query={"cursor": "%%%"}).status_code == 400
+
+
+def test_a_regular_user_reads_pipelines_stages_organizations_and_users(api, sandbox_world, regular_token) -> None:
+    """deals:full / contacts:full / users:read cover what the panels look up; admin is not needed."""
+    deal = Deal.objects.filter(company=sandbox_world.acme, org__isnull=False).first()
+    for path in (
+        f"/api/v2/pipelines/{deal.pipeline_id}",
+        f"/api/v2/stages/{deal.stage_id}",
+        f"/api/v2/organizations/{deal.org_id}",
+        f"/api/v1/users/{sandbox_world.acme_admin.pk}",
+    ):
+        assert api("GET", "acme", path, regular_token).status_code == 200, path
+
+
+def test_lookups_are_charged_their_openapi_token_cost(api, sandbox_world, admin_token) -> None:
+    costs = {key: api_limits.operation_cost(key) for key in ("pipelines.get", "stages.get", "organizations.get")}
+    assert costs == {"pipelines.get": 1, "stages.get": 1, "organizations.get": 1}
+    assert api_limits.operation_cost("users.get") == 2 and api_limits.operation_cost("stages.list") == 5
+    assert api_limits.operation_scopes("users.get") == ("users:read",)
+    SandboxCompany.objects.filter(pk=sandbox_world.acme.pk).update(budget_used=0, budget_day=None)
+    deal = Deal.objects.filter(company=sandbox_world.acme).first()
+    api("GET", "acme", f"/api/v2/stages/{deal.stage_id}", admin_token)
+    api("GET", "acme", f"/api/v1/users/{deal.owner_id}", admin_token)
+    assert SandboxCompany.objects.get(pk=sandbox_world.acme.pk).budget_used == 3
 
 
 def test_v2_cursor_pagination_walks_every_deal_once(api, sandbox_world, admin_token) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS
 from tqdm import tqdm
 
 from sandbox.routers import SANDBOX_DB
@@ -27,6 +28,9 @@ class Command(BaseCommand):
         if SANDBOX_DB not in settings.DATABASES:
             raise CommandError("The sandbox is off: set PIPEDRIVE_SANDBOX=on (make run does).")
         call_command("migrate", "sandbox", database=SANDBOX_DB, interactive=False, verbosity=0)
+        # Also mark them applied in the default database's ledger. The router creates no sandbox table
+        # there; without the entries, runserver warns "1 unapplied migration(s) ... sandbox" on start.
+        call_command("migrate", "sandbox", database=DEFAULT_DB_ALIAS, interactive=False, verbosity=0)
         if options["reset"]:
             sandbox_wipe()
             self.stdout.write("Sandbox wiped.")
