@@ -163,7 +163,7 @@ def main() -> int:
         # 1. Receiver vs bare view. Nothing consumes this queue: only acknowledgement is measured.
         idle_queue = f"bench-idle-{uuid.uuid4().hex[:8]}"
         server, base = harness.gunicorn(
-            {**env, "CELERY_TASK_DEFAULT_QUEUE": idle_queue}, logs, workers=int(workers), threads=int(threads)
+            {**env, **harness.private_queue_env(idle_queue)}, logs, workers=int(workers), threads=int(threads)
         )
         children.append(server)
         bodies = [json.dumps(_event(777, i % 500 + 1, i)).encode() for i in range(requests_total)]
@@ -203,10 +203,10 @@ def main() -> int:
         # 2. End-to-end lag at a steady rate, with a real worker.
         queue = f"bench-e2e-{uuid.uuid4().hex[:8]}"
         server, base = harness.gunicorn(
-            {**env, "CELERY_TASK_DEFAULT_QUEUE": queue}, logs, workers=int(workers), threads=int(threads)
+            {**env, **harness.private_queue_env(queue)}, logs, workers=int(workers), threads=int(threads)
         )
         children.append(server)
-        worker = harness.celery_worker({**env, "CELERY_TASK_DEFAULT_QUEUE": queue}, queue, logs)
+        worker = harness.celery_worker({**env, **harness.private_queue_env(queue)}, queue, logs)
         children.append(worker)
         time.sleep(3)  # worker boot
         session = requests.Session()

@@ -10,6 +10,7 @@ per user, so one user's answer is never shown to another.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,6 +25,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import formats, timezone, translation
 
+from pipedrive_app.history.field_labels import temporal_value
 from pipedrive_app.installations.models import CompanySettings, Installation
 from pipedrive_app.installations.services import InstallationNotActive, NeedsReauth
 from pipedrive_app.pipedrive.client import PipedriveClient
@@ -157,6 +159,66 @@ def _cache_key(panel: PanelContext, *parts: object) -> str:
     return ":".join(["extensions", str(panel.company.pk), str(panel.pipedrive_user_id), *map(str, parts)])
 
 
+# --- the panel cache follows the records ------------------------------------------------------------
+#
+# A panel's facts are cached per viewer (EXTENSIONS_PANEL_CACHE_SECONDS), together with the records
+# they show and a mark of those records' state in this app: the newest history row written for them
+# (it moves whenever a webhook event for one of them is processed) and a token an action of this app
+# on the record (a note) replaces. A hit whose mark moved is stale and read again, so an edit made in
+# Pipedrive shows as soon as its event is processed, while repeated views without changes stay hits.
+
+Record = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class CachedPanel:
+    data: PanelData
+    records: tuple[Record, ...]
+    mark: str
+
+
+def _touch_key(company_pk: int, entity: str, entity_id: int) -> str:
+    return f"extensions:touched:{company_pk}:{entity}:{entity_id}"
+
+
+def panel_records_touch(*, company_pk: int, records: list[Record]) -> None:
+    """The app itself changed these records at Pipedrive (e.g. added a note): cached panels that show
+    them are stale for every viewer."""
+    # Outlives every entry stored before it, so an expired token cannot bring an old entry back.
+    timeout = 2 * settings.EXTENSIONS_PANEL_CACHE_SECONDS + 60
+    cache.set_many({_touch_key(company_pk, e, i): uuid.uuid4().hex for e, i in records}, timeout)
+
+
+def _records_shown(facts: DealFacts | PersonFacts | None) -> tuple[Record, ...]:
+    if isinstance(facts, DealFacts):
+        shown = [("deal", facts.id), ("person", facts.person_id), ("organization", facts.org_id)]
+    elif isinstance(facts, PersonFacts):
+        shown = [("person", facts.id), ("organization", facts.org_id)]
+        shown += [("deal", deal.id) for deal in facts.open_deals]
+    else:
+        return ()
+    return tuple((entity, record_id) for entity, record_id in shown if record_id is not None)
+
+
+def _records_mark(panel: PanelContext, records: tuple[Record, ...], *, up_to: int | None = None) -> str:
+    """One indexed query (history) and one cache read (touch tokens)."""
+    history = 0
+    if apps.is_installed("pipedrive_app.history"):
+        from pipedrive_app.history.selectors import records_change_mark
+
+        history = records_change_mark(company_id=panel.company.pk, records=records, up_to=up_to)
+    touched = cache.get_many([_touch_key(panel.company.pk, e, i) for e, i in records])
+    return f"{history}|" + ",".join(f"{key}={value}" for key, value in sorted(touched.items()))
+
+
+def _history_high_water() -> int | None:
+    if not apps.is_installed("pipedrive_app.history"):
+        return None
+    from pipedrive_app.history.selectors import history_high_water
+
+    return history_high_water()
+
+
 def _read_panel(panel: PanelContext, kind: str, build: Callable[[PipedriveClient], Any]) -> PanelData:
     """Common frame of every panel read: install state, cache, client lifetime, failures."""
     installation = panel.installation
@@ -166,8 +228,11 @@ def _read_panel(panel: PanelContext, kind: str, build: Callable[[PipedriveClient
         return PanelData(PanelState.NEEDS_REAUTH)
     key = _cache_key(panel, kind, panel.selected_id)
     cached = cache.get(key)
-    if isinstance(cached, PanelData):
-        return cached
+    if isinstance(cached, CachedPanel) and cached.mark == _records_mark(panel, cached.records):
+        return cached.data
+    # Taken before Pipedrive is read: an event processed while the panel is built is newer than the
+    # mark stored with it, so the next view reads again instead of keeping what may predate it.
+    high_water = _history_high_water()
     try:
         client = viewer_client(installation)
     except PipedriveError as exc:
@@ -179,7 +244,9 @@ def _read_panel(panel: PanelContext, kind: str, build: Callable[[PipedriveClient
         return _failure_state(exc)
     finally:
         client.close()
-    cache.set(key, data, settings.EXTENSIONS_PANEL_CACHE_SECONDS)
+    records = _records_shown(data.facts)
+    mark = _records_mark(panel, records, up_to=high_water)
+    cache.set(key, CachedPanel(data=data, records=records, mark=mark), settings.EXTENSIONS_PANEL_CACHE_SECONDS)
     return data
 
 
@@ -376,6 +443,26 @@ def history_source() -> Callable[..., list[Any]] | None:
     return record_history
 
 
+def viewer_datetime(moment: datetime, panel: PanelContext) -> str:
+    """A point in time as the viewer reads it: their timezone, their locale's short format.
+
+    Call inside ``translation.override(viewer_language(panel))`` for the locale's format."""
+    return formats.date_format(moment.astimezone(viewer_zone(panel)), "SHORT_DATETIME_FORMAT")
+
+
+def viewer_value_display(value: Any, stored: str, panel: PanelContext) -> str:
+    """A history value for this viewer: dates and times in their timezone and locale (the stored
+    display keeps Pipedrive's ISO text, which is the same for every viewer), anything else as stored.
+
+    A date is a calendar day and is never shifted by a timezone."""
+    moment = temporal_value(value)
+    if isinstance(moment, datetime):
+        return viewer_datetime(moment, panel)
+    if isinstance(moment, date):
+        return formats.date_format(moment, "DATE_FORMAT")
+    return stored
+
+
 def panel_history_get(*, panel: PanelContext, entity: str, entity_id: int, limit: int = 50) -> PanelHistory:
     company_settings = CompanySettings.objects.filter(company=panel.company).first()
     tracked_entities = (
@@ -392,9 +479,9 @@ def panel_history_get(*, panel: PanelContext, entity: str, entity_id: int, limit
             HistoryRow(
                 kind=entry.kind,
                 field_label=entry.field_label or entry.field_key or "",
-                old_display=entry.old_display or "",
-                new_display=entry.new_display or "",
-                when=formats.date_format(entry.occurred_at.astimezone(zone), "SHORT_DATETIME_FORMAT"),
+                old_display=viewer_value_display(getattr(entry, "old_value", None), entry.old_display or "", panel),
+                new_display=viewer_value_display(getattr(entry, "new_value", None), entry.new_display or "", panel),
+                when=viewer_datetime(entry.occurred_at, panel),
                 when_iso=entry.occurred_at.astimezone(zone).isoformat(),
                 actor=entry.actor_name or (f"User {entry.actor_user_id}" if entry.actor_user_id else ""),
             )

@@ -29,6 +29,7 @@ from pipedrive_app.pipedrive.errors import (
 from pipedrive_app.pipedrive.types import Note
 
 from .panel_auth import PanelContext
+from .selectors import panel_records_touch
 from .viewer_client import viewer_client
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ def panel_note_create(*, panel: PanelContext, resource: str, record_id: int, con
     finally:
         client.close()
     logger.info("note %s added to %s %s by user %s", note.id, resource, record_id, panel.pipedrive_user_id)
+    # The record changed at Pipedrive (its last change, its notes): no cached panel may hide that.
+    panel_records_touch(company_pk=panel.company.pk, records=[(resource, record_id)])
     return NoteCreated(note=note)
 
 

@@ -20,7 +20,7 @@ def viewer_client(installation: Installation) -> PipedriveClient:
     margin = timedelta(seconds=settings.PIPEDRIVE_TOKEN_REFRESH_MARGIN)
     if installation.access_token_expires_within(margin):
         installation = installation_token_refresh(installation_id=installation.pk)
-    client = installation_client(installation=installation)
+    client = installation_client(installation=installation, interactive=True)  # may use the budget's reserve
     client.limit_rate_limit_waits(
         max_waits=settings.EXTENSIONS_RATE_LIMIT_MAX_WAITS,
         max_wait_seconds=settings.EXTENSIONS_RATE_LIMIT_MAX_WAIT_SECONDS,

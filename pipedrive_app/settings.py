@@ -167,6 +167,11 @@ CONTENT_SECURITY_POLICY = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or None
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Webhook processing and Pipedrive API work have queues (and workers) of their own, so a burst of
+# webhooks never starves token refresh. Task -> queue: pipedrive_app/core/queues.py.
+CELERY_WEBHOOKS_QUEUE = env.str("CELERY_WEBHOOKS_QUEUE", default="webhooks")
+CELERY_PIPEDRIVE_QUEUE = env.str("CELERY_PIPEDRIVE_QUEUE", default="pipedrive")
+CELERY_TASK_ROUTES = ("pipedrive_app.core.queues.route_task",)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -211,6 +216,20 @@ PIPEDRIVE_TOKEN_REFRESH_MARGIN = env.int("PIPEDRIVE_TOKEN_REFRESH_MARGIN", defau
 PIPEDRIVE_REFRESH_IDLE_DAYS = env.int("PIPEDRIVE_REFRESH_IDLE_DAYS", default=50)
 PIPEDRIVE_HTTP_TIMEOUT = env.float("PIPEDRIVE_HTTP_TIMEOUT", default=15.0)
 PIPEDRIVE_OAUTH_STATE_TTL = 10 * 60
+# Client-side API limits shared by every process (pipedrive/ratelimit.py): burst per token over a
+# rolling window (Pipedrive allows 80 per 2 s on the smallest plan; 75 leaves room for network
+# jitter), and the company's daily token budget, of which background work leaves the reserve to panels.
+PIPEDRIVE_BURST_LIMIT = env.int("PIPEDRIVE_BURST_LIMIT", default=75)
+PIPEDRIVE_BURST_WINDOW_SECONDS = env.float("PIPEDRIVE_BURST_WINDOW_SECONDS", default=2.0)
+PIPEDRIVE_DAILY_TOKEN_BUDGET = env.int("PIPEDRIVE_DAILY_TOKEN_BUDGET", default=30_000)
+PIPEDRIVE_DAILY_TOKEN_RESERVE = env.int("PIPEDRIVE_DAILY_TOKEN_RESERVE", default=3_000)
+# A paused background task looks again after at most this long (it resumes when the budget resets).
+PIPEDRIVE_BUDGET_RECHECK_SECONDS = env.int("PIPEDRIVE_BUDGET_RECHECK_SECONDS", default=30 * 60)
+# Where the limiter keeps its counters: Redis, shared by all processes; else per process.
+_cache_url = env.str("CACHE_URL", default="")
+RATE_LIMIT_REDIS_URL = env.str(
+    "RATE_LIMIT_REDIS_URL", default=_cache_url if _cache_url.startswith(("redis://", "rediss://")) else ""
+)
 
 if urlsplit(PIPEDRIVE_OAUTH_URL).scheme == "http":
     # oauthlib refuses plain HTTP. Allow it only for a loopback OAuth server (the sandbox, tests).

@@ -81,6 +81,16 @@ def broker_url() -> str:
     return str(settings.CELERY_BROKER_URL)
 
 
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis that the API rate limiter shares between processes (RATE_LIMIT_REDIS_URL / CACHE_URL)."""
+    from django.conf import settings
+
+    if not settings.RATE_LIMIT_REDIS_URL:
+        _service_missing("this test needs Redis (set CACHE_URL or RATE_LIMIT_REDIS_URL to redis://...)")
+    return str(settings.RATE_LIMIT_REDIS_URL)
+
+
 @pytest.fixture(autouse=True)
 def _celery_eager(request: pytest.FixtureRequest) -> object:
     """Tasks run in-process unless a test asks for the real worker."""

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -166,3 +167,32 @@ def value_display(value: Any, *, options: Mapping[str, str] | None = None) -> st
     if isinstance(value, (int, float)):
         return _number(value)
     return str(value)
+
+
+# Pipedrive's dates and times: v2 "2026-11-29T17:02:11Z", v1 "2026-11-29 17:02:11" (UTC), dates
+# "2026-11-29". Only whole values of these shapes count: text that merely contains a date is text.
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def temporal_value(value: Any) -> date | datetime | None:
+    """The date (calendar day, no zone) or aware datetime a field value holds, else None.
+
+    Accepts the raw value as stored on a history row: a string, or a v2 typed custom field value
+    (``{"type": "date", "value": "2026-11-29"}``). Datetimes without an offset are UTC, as
+    Pipedrive's v1 timestamps are.
+    """
+    if isinstance(value, Mapping):
+        value = value.get("value")
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        if _DATE.match(text):
+            return date.fromisoformat(text)
+        if _DATE_TIME.match(text):
+            moment = datetime.fromisoformat(text.replace(" ", "T", 1).replace("Z", "+00:00"))
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return None

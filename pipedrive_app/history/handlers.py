@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 from pipedrive_app.webhooks.handlers import EventContext, handler_register
 
 from .field_labels import FieldLabels
-from .services import changed_custom_keys, field_labels_load, history_record_delivery
+from .references import RecordNames, delivery_references, record_names_resolve
+from .services import changed_custom_keys, field_changes, field_labels_load, history_record_delivery
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedHistory:
+    labels: FieldLabels
+    names: RecordNames
 
 
 class HistoryHandler:
-    def prepare(self, context: EventContext) -> FieldLabels:
-        # May call Pipedrive (*Fields) when a custom field key is new; runs before the claim.
+    def prepare(self, context: EventContext) -> PreparedHistory:
+        # Runs before the claim and may call Pipedrive: *Fields when a custom field key is new (a
+        # transient failure there retries the event), and the names of the records the event refers
+        # to (cosmetic: a failure falls back to "Stage #3" and never fails the event).
         delivery = context.delivery
-        return field_labels_load(
+        labels = field_labels_load(
             company_id=context.company_id, entity=delivery.entity, keys=changed_custom_keys(delivery=delivery)
         )
+        changes = field_changes(delivery=delivery) if delivery.action == "change" else []
+        wanted = delivery_references(delivery=delivery, changes=changes)
+        try:
+            names = record_names_resolve(company_id=context.company_id, wanted=wanted)
+        except Exception:  # e.g. the cache is down: "Stage #3" is better than an event never recorded
+            logger.exception("inbox event %s: record names not resolved", context.inbox_event_id)
+            names = RecordNames()
+        return PreparedHistory(labels=labels, names=names)
 
-    def apply(self, context: EventContext, prepared: FieldLabels) -> None:
-        history_record_delivery(company_id=context.company_id, delivery=context.delivery, labels=prepared)
+    def apply(self, context: EventContext, prepared: PreparedHistory) -> None:
+        history_record_delivery(
+            company_id=context.company_id, delivery=context.delivery, labels=prepared.labels, names=prepared.names
+        )
 
 
 history_handler = HistoryHandler()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+
+from django.db.models import Max, Q
 
 from .models import ChangeRecord, FieldValueState
 
@@ -68,3 +71,30 @@ def record_current_values(*, company_id: int, entity: str, entity_id: int) -> di
         row.field_key: CurrentValue(field_key=row.field_key, value=row.value, display=row.display, as_of=row.as_of)
         for row in FieldValueState.objects.filter(company_id=company_id, entity=entity, entity_id=entity_id)
     }
+
+
+def history_high_water() -> int:
+    """The newest history row id of all companies (0 when none): a cheap point in time to compare
+    ``records_change_mark`` against (the primary key index answers it)."""
+    return ChangeRecord.objects.aggregate(top=Max("pk"))["top"] or 0
+
+
+def records_change_mark(*, company_id: int, records: Iterable[tuple[str, int]], up_to: int | None = None) -> int:
+    """The newest history row id of these (entity, entity_id) records, 0 when they have none.
+
+    It grows whenever an event for one of them is processed, so a cache of what Pipedrive said
+    about the records is stale once this differs from the mark it was stored with. One query on the
+    ``history_record_timeline`` index. ``up_to``: ignore rows newer than that id (a mark as of then).
+    """
+    by_entity: dict[str, set[int]] = {}
+    for entity, entity_id in records:
+        by_entity.setdefault(entity, set()).add(int(entity_id))
+    if not by_entity:
+        return 0
+    which = Q()
+    for entity, ids in sorted(by_entity.items()):
+        which |= Q(entity=entity, entity_id__in=sorted(ids))
+    rows = ChangeRecord.objects.filter(which, company_id=company_id)
+    if up_to is not None:
+        rows = rows.filter(pk__lte=up_to)
+    return rows.aggregate(top=Max("pk"))["top"] or 0

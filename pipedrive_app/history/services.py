@@ -14,11 +14,17 @@ from django.utils import timezone
 from pipedrive_app.installations.models import CompanySettings, Installation
 from pipedrive_app.installations.services import InstallationNotActive, installation_client
 from pipedrive_app.pipedrive.client import FIELD_ENDPOINTS
-from pipedrive_app.pipedrive.errors import PipedriveError, PipedriveRateLimited, PipedriveUnavailable
+from pipedrive_app.pipedrive.errors import (
+    PipedriveBudgetExhausted,
+    PipedriveError,
+    PipedriveRateLimited,
+    PipedriveUnavailable,
+)
 from pipedrive_app.webhooks.payloads import Delivery
 
 from .field_labels import CUSTOM_FIELD_KEY, FieldInfo, FieldLabels
 from .models import ChangeRecord, FieldCatalog, FieldDefinitionCache, FieldValueState
+from .references import REFERENCE_FIELDS, RecordNames, reference_id, stage_pipelines_differ
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +44,13 @@ def field_labels_load(*, company_id: int, entity: str, keys: Iterable[str] = ())
     labels = _labels_from_cache(company_id=company_id, entity=entity)
     unknown = {key for key in keys if key not in labels.definitions}
     if unknown and entity in FIELD_ENDPOINTS and _refresh_allowed(company_id=company_id, entity=entity):
-        field_definitions_refresh(company_id=company_id, entity=entity)
+        try:
+            field_definitions_refresh(company_id=company_id, entity=entity)
+        except PipedriveBudgetExhausted as exc:
+            # Paused until the daily budget resets (the catalog stays stale, so the next event after
+            # the reset refreshes it); meanwhile labels fall back rather than holding events a day.
+            logger.info("company %s: %s fields not refreshed: %s", company_id, entity, exc)
+            return labels
         labels = _labels_from_cache(company_id=company_id, entity=entity)
     return labels
 
@@ -182,14 +194,49 @@ def _actor_name(*, company_id: int, user_id: int | None) -> str:
     return name or ""
 
 
-def history_record_delivery(*, company_id: int, delivery: Delivery, labels: FieldLabels) -> int:
-    """Write the history lines of one event (DB only: labels were resolved beforehand)."""
+def _merge_partners(delivery: Delivery, names: RecordNames) -> str:
+    """The other record of a merge: its name when it could be read, else ``#id``."""
+    return ", ".join(names.resolved(delivery.entity, other) or f"#{other}" for other in delivery.merged_with_ids)
+
+
+def _field_displays(
+    *, key: str, old: Any, new: Any, delivery: Delivery, labels: FieldLabels, names: RecordNames
+) -> tuple[str, str]:
+    """Old and new display text; reference ids become names ("Proposal made", not "3")."""
+    old_record, new_record = _old_record(delivery), delivery.data or {}
+    kind = REFERENCE_FIELDS.get(key)
+    if kind is None:
+        return labels.display(key, old, record=old_record), labels.display(key, new, record=new_record)
+    with_pipeline = key == "stage_id" and stage_pipelines_differ(
+        old_record=old_record, new_record=new_record, names=names
+    )
+    displays = []
+    for value, record in ((old, old_record), (new, new_record)):
+        record_id = reference_id(value)
+        if record_id is None:  # empty, or a shape that carries its own name (v1 {"name", "value"})
+            displays.append(labels.display(key, value, record=record))
+        elif kind == "stage":
+            pipeline_id = reference_id(record.get("pipeline_id"))
+            displays.append(names.stage_display(record_id, pipeline_id=pipeline_id, with_pipeline=with_pipeline))
+        else:
+            displays.append(names.name(kind, record_id))
+    return displays[0], displays[1]
+
+
+def history_record_delivery(
+    *, company_id: int, delivery: Delivery, labels: FieldLabels, names: RecordNames | None = None
+) -> int:
+    """Write the history lines of one event (DB only: labels and names were resolved beforehand)."""
+    names = names or RecordNames()
+    actor_name = _actor_name(company_id=company_id, user_id=delivery.user_id) or (
+        names.resolved("user", delivery.user_id) or ""
+    )
     base = {
         "company_id": company_id,
         "entity": delivery.entity,
         "entity_id": delivery.entity_id,
         "actor_user_id": delivery.user_id,
-        "actor_name": _actor_name(company_id=company_id, user_id=delivery.user_id)[:255],
+        "actor_name": actor_name[:255],
         "change_source": delivery.change_source,
         "occurred_at": delivery.occurred_at,
         "event_key": delivery.dedup_key,
@@ -197,7 +244,7 @@ def history_record_delivery(*, company_id: int, delivery: Delivery, labels: Fiel
     title_now = _record_title(delivery.data, delivery.entity_id)
     title_before = _record_title(delivery.previous or delivery.data, delivery.entity_id)
     rows: list[ChangeRecord] = []
-    merged_text = ", ".join(f"#{other}" for other in delivery.merged_with_ids)
+    merged_text = _merge_partners(delivery, names)
     if delivery.action == "create":
         rows.append(ChangeRecord(kind=ChangeRecord.Kind.CREATED, new_display=title_now, **base))
     elif delivery.action == "delete" and merged_text:
@@ -226,7 +273,9 @@ def history_record_delivery(*, company_id: int, delivery: Delivery, labels: Fiel
     current: list[tuple[str, Any, str]] = []
     if delivery.action == "change":  # a v1 merge compares two records, not two versions
         for key, old, new in field_changes(delivery=delivery):
-            new_display = labels.display(key, new, record=delivery.data)
+            old_display, new_display = _field_displays(
+                key=key, old=old, new=new, delivery=delivery, labels=labels, names=names
+            )
             rows.append(
                 ChangeRecord(
                     kind=ChangeRecord.Kind.CHANGED,
@@ -234,7 +283,7 @@ def history_record_delivery(*, company_id: int, delivery: Delivery, labels: Fiel
                     field_label=labels.label(key)[:255],
                     old_value=_json_safe(old),
                     new_value=_json_safe(new),
-                    old_display=labels.display(key, old, record=_old_record(delivery)),
+                    old_display=old_display,
                     new_display=new_display,
                     **base,
                 )

@@ -27,6 +27,7 @@ from pipedrive_app.pipedrive.errors import (
     PipedriveUnavailable,
 )
 from pipedrive_app.pipedrive.oauth import PipedriveOAuth, TokenGrant
+from pipedrive_app.pipedrive.ratelimit import Limits, RequestLimiter, local_store, redis_store
 from pipedrive_app.pipedrive.types import CurrentUser
 
 from .models import Company, CompanySettings, Installation, LifecycleEvent, OAuthState
@@ -409,12 +410,34 @@ class InstallationTokenSource:
         self._status = installation.status
 
 
-def installation_client(*, installation: Installation) -> PipedriveClient:
-    """The one way to get an API client for an installation; it keeps the token fresh."""
+def installation_rate_limiter(*, installation: Installation, interactive: bool = False) -> RequestLimiter:
+    """Burst limit per installation token and daily budget per company, in Redis when configured
+    (``RATE_LIMIT_REDIS_URL``, by default ``CACHE_URL`` when that is Redis) so all processes share it."""
+    company = installation.company
+    scope = hashlib.sha256(f"{company.api_domain}|{company.pipedrive_company_id}".encode()).hexdigest()[:24]
+    url = settings.RATE_LIMIT_REDIS_URL
+    return RequestLimiter(
+        redis_store(url) if url else local_store(),
+        token_key=f"{scope}:{installation.pipedrive_user_id}",
+        company_key=scope,
+        limits=Limits(
+            burst_limit=settings.PIPEDRIVE_BURST_LIMIT,
+            burst_window=settings.PIPEDRIVE_BURST_WINDOW_SECONDS,
+            daily_budget=settings.PIPEDRIVE_DAILY_TOKEN_BUDGET,
+            reserve=settings.PIPEDRIVE_DAILY_TOKEN_RESERVE,
+        ),
+        interactive=interactive,
+    )
+
+
+def installation_client(*, installation: Installation, interactive: bool = False) -> PipedriveClient:
+    """The one way to get an API client for an installation; it keeps the token fresh and stays
+    within Pipedrive's limits. ``interactive`` (panels) may spend the budget's reserve."""
     return PipedriveClient(
         api_domain=installation.company.api_domain,
         token_source=InstallationTokenSource(installation),
         timeout=settings.PIPEDRIVE_HTTP_TIMEOUT,
+        rate_limiter=installation_rate_limiter(installation=installation, interactive=interactive),
     )
 
 

@@ -11,6 +11,8 @@ owns refreshing and storing tokens). The client
   ``PipedriveRateLimited`` carrying the wait;
 - leaves 5xx and connection errors on idempotent calls to urllib3's retry with back-off
   (core.http.build_session) and never re-sends a POST;
+- asks its rate limiter (``ratelimit.RequestLimiter``: burst per token, daily budget per company,
+  shared across processes through Redis) before each request, when it was given one;
 - maps every other outcome to the exception tree in ``errors`` and returns the typed objects in
   ``types``.
 
@@ -75,6 +77,16 @@ class TokenSource(Protocol):
         ...
 
 
+class RateLimiter(Protocol):
+    """Consulted around every request (``ratelimit.RequestLimiter``)."""
+
+    def before_request(self, method: str, path: str) -> None:
+        """May wait (burst) or raise PipedriveRateLimited (budget) instead of letting the call go."""
+        ...
+
+    def after_response(self, headers: Mapping[str, str]) -> None: ...
+
+
 class PipedriveClient:
     def __init__(
         self,
@@ -86,6 +98,7 @@ class PipedriveClient:
         max_rate_limit_waits: int = 3,
         max_rate_limit_wait_seconds: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self._api_domain = api_domain.rstrip("/")
         self._token_source = token_source
@@ -94,6 +107,7 @@ class PipedriveClient:
         self._max_rate_limit_waits = max_rate_limit_waits
         self._max_rate_limit_wait_seconds = max_rate_limit_wait_seconds
         self._sleep = sleep
+        self._rate_limiter = rate_limiter
 
     def __repr__(self) -> str:
         return f"PipedriveClient(api_domain={self._api_domain!r})"
@@ -301,7 +315,11 @@ class PipedriveClient:
         refreshed = False
         rate_limit_waits = 0
         while True:
+            if self._rate_limiter is not None:
+                self._rate_limiter.before_request(method, path)
             response = self._send(method, path, token, query, json_body)
+            if self._rate_limiter is not None:
+                self._rate_limiter.after_response(response.headers)
             status = response.status_code
             if status == 401:
                 if refreshed:

@@ -39,6 +39,14 @@ class PipedriveRateLimited(PipedriveError):
         self.retry_after = retry_after
 
 
+class PipedriveBudgetExhausted(PipedriveRateLimited):
+    """Not sent: the company's daily token budget (less the reserve kept for interactive use, for
+    background work) is spent. ``retry_after`` is the time until the budget resets."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after, status=None)
+
+
 class PipedriveUnavailable(PipedriveError):
     """5xx, a timeout, a refused connection or a malformed response: worth retrying later."""
 

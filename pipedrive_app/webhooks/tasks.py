@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from pipedrive_app.pipedrive.errors import PipedriveRateLimited, PipedriveUnavailable
+from pipedrive_app.pipedrive.errors import PipedriveBudgetExhausted, PipedriveRateLimited, PipedriveUnavailable
 
 from . import services
 
@@ -45,6 +45,12 @@ def reconcile_company_webhooks(self, company_id: int) -> str:  # type: ignore[no
     """Reconcile one company; 429 retries after the wait Pipedrive named, 5xx with back-off, 4xx never."""
     try:
         return services.company_webhooks_reconcile(company_id=company_id).status
+    except PipedriveBudgetExhausted as exc:
+        # Paused: the company's daily budget is down to the panels' reserve. Look again until it
+        # resets; these waits do not count against max_retries.
+        countdown = max(1.0, min(exc.retry_after, settings.PIPEDRIVE_BUDGET_RECHECK_SECONDS))
+        logger.info("company %s: reconcile paused for the daily budget; next look in %.0f s", company_id, countdown)
+        raise self.retry(countdown=countdown, exc=exc, max_retries=None) from None
     except PipedriveRateLimited as exc:
         raise self.retry(countdown=max(1.0, exc.retry_after), exc=exc) from None
     except (PipedriveUnavailable, OperationalError) as exc:

@@ -81,6 +81,7 @@ class RecordedRequest:
     query: dict[str, str]
     headers: Mapping[str, str] = field(repr=False)
     body: bytes = field(repr=False)
+    received_at: float = field(default_factory=time.monotonic, repr=False)  # arrival (rate-limit tests)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")

@@ -44,6 +44,9 @@ def installed(pipedrive, install_user):  # type: ignore[no-untyped-def]
         options=[{"id": 21, "label": "Golf"}, {"id": 23, "label": "Sailing"}],
     )
     pipedrive._companies[1001].fields["person"][-1]["field_code"] = INTERESTS_KEY
+    pipedrive.add_pipeline(1001, id=1, name="Sales pipeline")
+    pipedrive.add_stage(1001, id=2, name="Qualified", pipeline_id=1)
+    pipedrive.add_stage(1001, id=3, name="Proposal made", pipeline_id=1)
     state = webhook_state_get_or_create(company=installation.company)
     return installation.company, state
 
@@ -59,7 +62,9 @@ def test_v2_change_records_one_line_per_field_with_people_labels(installed, post
     lines = _by_key(company)
     assert set(lines) == {"stage_id", "value", "expected_close_date", STAGE_KEY}  # update_time is noise
     assert lines["stage_id"].field_label == "Stage"
-    assert (lines["stage_id"].old_display, lines["stage_id"].new_display) == ("2", "3")
+    # Stage names as Pipedrive shows them, never the ids (the raw ids stay in old/new_value).
+    assert (lines["stage_id"].old_display, lines["stage_id"].new_display) == ("Qualified", "Proposal made")
+    assert (lines["stage_id"].old_value, lines["stage_id"].new_value) == (2, 3)
     assert lines["value"].field_label == "Value"
     assert (lines["value"].old_display, lines["value"].new_display) == ("1500 EUR", "2500 EUR")
     assert lines["expected_close_date"].field_label == "Expected close date"

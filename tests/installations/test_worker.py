@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from pipedrive_app.installations import tasks
 from pipedrive_app.installations.models import Installation
+from tests.webhooks.load_harness import private_queue_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def celery_worker_process(postgres_only, broker_url: str, subprocess_env: dict[str, str]) -> Iterator[str]:
     queue = f"test-{uuid.uuid4().hex[:12]}"
     # The worker's own fan-out goes to the same private queue.
-    env = {**subprocess_env, "CELERY_BROKER_URL": broker_url, "CELERY_TASK_DEFAULT_QUEUE": queue}
+    env = {**subprocess_env, "CELERY_BROKER_URL": broker_url, **private_queue_env(queue)}
     worker = subprocess.Popen(
         [
             sys.executable,

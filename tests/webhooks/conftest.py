@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from pipedrive_app.installations.models import Company, CompanySettings
@@ -34,6 +35,14 @@ def basic(user: str, password: str) -> str:
 
 def receiver_path(state: CompanyWebhookState) -> str:
     return f"/webhooks/pipedrive/{state.url_key}/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """The history handler caches record names per Pipedrive company id, which these tests share."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

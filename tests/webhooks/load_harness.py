@@ -23,6 +23,12 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def private_queue_env(queue: str) -> dict[str, str]:
+    """Environment that points every Celery queue of a child process (default, webhooks, pipedrive)
+    at one private queue, so a test's worker started with ``-Q queue`` gets all of its tasks."""
+    return {"CELERY_TASK_DEFAULT_QUEUE": queue, "CELERY_WEBHOOKS_QUEUE": queue, "CELERY_PIPEDRIVE_QUEUE": queue}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

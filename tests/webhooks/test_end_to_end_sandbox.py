@@ -11,7 +11,7 @@ import requests
 from pipedrive_app.history.selectors import record_history
 from pipedrive_app.installations.models import Installation
 from pipedrive_app.webhooks.models import CompanyWebhookState
-from sandbox.models import Deal, Webhook
+from sandbox.models import Deal, Stage, Webhook
 from tests.sandbox.conftest import (  # noqa: F401  (fixtures)
     SANDBOX_DB,
     _sandbox_defaults,
@@ -39,10 +39,14 @@ def test_a_deal_edited_in_the_sandbox_shows_up_in_its_history(live_sandbox, brow
     for hook in ours:
         assert (hook.http_auth_user, hook.http_auth_password) == (state.http_auth_user, state.http_auth_password)
 
-    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).order_by("pk").first()
+    deal = (
+        Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).select_related("stage").order_by("pk").first()
+    )
+    old_stage = deal.stage
+    new_stage = Stage.objects.filter(pipeline=old_stage.pipeline).exclude(pk=old_stage.pk).order_by("pk").first()
     response = requests.patch(
         f"{installation.company.api_domain}/api/v2/deals/{deal.pk}",
-        json={"title": "Renamed in the sandbox", "value": 4242},
+        json={"title": "Renamed in the sandbox", "value": 4242, "stage_id": new_stage.pk},
         headers={"Authorization": f"Bearer {installation.access_token}"},
         timeout=10,
     )
@@ -52,10 +56,13 @@ def test_a_deal_edited_in_the_sandbox_shows_up_in_its_history(live_sandbox, brow
     lines = []
     while time.monotonic() < deadline:
         lines = record_history(company_id=installation.company_id, entity="deal", entity_id=deal.pk)
-        if {line.field_key for line in lines} >= {"title", "value"}:
+        if {line.field_key for line in lines} >= {"title", "value", "stage_id"}:
             break
         time.sleep(0.2)
     by_key = {line.field_key: line for line in lines}
     assert by_key["title"].field_label == "Title" and by_key["title"].new_display == "Renamed in the sandbox"
     assert by_key["value"].field_label == "Value" and by_key["value"].new_display.startswith("4242")
     assert by_key["title"].actor_user_id == admin.pk
+    # Stage names as Pipedrive shows them (looked up through the sandbox's REST API), not ids.
+    assert by_key["stage_id"].field_label == "Stage"
+    assert (by_key["stage_id"].old_display, by_key["stage_id"].new_display) == (old_stage.name, new_stage.name)

@@ -32,11 +32,12 @@ DEALS, CHANGES = 250, 16  # 4,000 unique events
 
 
 @pytest.fixture
-def world(postgres_only, broker_url, subprocess_env, pipedrive, install_user, tmp_path) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+def world(postgres_only, broker_url, subprocess_env, pipedrive, install_user, tmp_path, settings) -> Iterator[dict]:  # type: ignore[no-untyped-def]
     """An installed company (its webhook state and the custom field at the double) and a private queue."""
     queue = f"load-{uuid.uuid4().hex[:10]}"
     previous_queue, previous_eager = celery_app.conf.task_default_queue, celery_app.conf.task_always_eager
     celery_app.conf.task_default_queue = queue  # nothing of ours may land on a shared queue
+    settings.CELERY_WEBHOOKS_QUEUE = settings.CELERY_PIPEDRIVE_QUEUE = queue  # routed tasks too (core/queues.py)
     celery_app.conf.task_always_eager = True  # the install's own follow-up work runs here
     try:
         installation = install_user(COMPANY, 501, name="Ann Admin")
@@ -54,7 +55,7 @@ def world(postgres_only, broker_url, subprocess_env, pipedrive, install_user, tm
     env = {
         **subprocess_env,
         "CELERY_BROKER_URL": broker_url,
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        **harness.private_queue_env(queue),
         "WEBHOOKS_RETRY_BACKOFF_SECONDS": "1",
         "WEBHOOKS_RETRY_BACKOFF_MAX_SECONDS": "5",
         "LOG_LEVEL": "WARNING",
