@@ -80,8 +80,12 @@ class TokenSource(Protocol):
 class RateLimiter(Protocol):
     """Consulted around every request (``ratelimit.RequestLimiter``)."""
 
-    def before_request(self, method: str, path: str) -> None:
-        """May wait (burst) or raise PipedriveRateLimited (budget) instead of letting the call go."""
+    def before_request(self, method: str, path: str) -> str:
+        """May wait (burst) or raise PipedriveRateLimited (budget); returns the request's slot handle."""
+        ...
+
+    def request_done(self, slot: str) -> None:
+        """The request ended (answered or failed)."""
         ...
 
     def after_response(self, headers: Mapping[str, str]) -> None: ...
@@ -315,10 +319,14 @@ class PipedriveClient:
         refreshed = False
         rate_limit_waits = 0
         while True:
-            if self._rate_limiter is not None:
-                self._rate_limiter.before_request(method, path)
-            response = self._send(method, path, token, query, json_body)
-            if self._rate_limiter is not None:
+            if self._rate_limiter is None:
+                response = self._send(method, path, token, query, json_body)
+            else:
+                slot = self._rate_limiter.before_request(method, path)
+                try:
+                    response = self._send(method, path, token, query, json_body)
+                finally:
+                    self._rate_limiter.request_done(slot)
                 self._rate_limiter.after_response(response.headers)
             status = response.status_code
             if status == 401:

@@ -5,9 +5,12 @@ requests in any rolling 2 s for the smallest plan) and a **daily token budget** 
 by all its users, from which each operation's ``x-token-cost`` is charged. ``PipedriveClient`` asks
 its ``RequestLimiter`` before every request:
 
-- ``burst``: a sliding window per token key. Over the limit the caller sleeps until the oldest
-  request leaves the window, so N workers together stay under the limit instead of each receiving
-  429s.
+- ``burst``: a sliding window per token key. A request holds its slot while it is in flight and
+  then for one window after its response arrived (Pipedrive counts a request when it arrives, which
+  is somewhere between our send and its answer, so stamping the slot at send time could let a slow
+  request and the next window's requests land inside one of Pipedrive's windows). Over the limit the
+  caller sleeps until a slot frees, so N workers together stay under the limit instead of each
+  receiving 429s.
 - ``budget``: the operation's cost is charged to the company's budget for the current UTC day,
   atomically and only if it fits under a ceiling: the whole budget for interactive calls (panels),
   the budget less a reserve for background work. When it does not fit, ``PipedriveBudgetExhausted``
@@ -28,7 +31,6 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -66,9 +68,24 @@ def operation_cost(method: str, path: str) -> int:
     return DEFAULT_COST
 
 
+# A slot held by a request in flight counts as "in the window" for at most this long, so a process
+# that dies mid-request cannot hold a slot for ever.
+IN_FLIGHT_HOLD = 60.0
+# While every slot is held by requests still in flight, poll this often for one to finish.
+IN_FLIGHT_POLL = 0.05
+
+
 class RateStore(Protocol):
-    def take_burst_slot(self, key: str, *, limit: int, window: float) -> float:
-        """Record one request if fewer than ``limit`` are in the window: 0.0; else seconds to wait."""
+    def take_burst_slot(self, key: str, *, limit: int, window: float, member: str | None = None) -> float:
+        """Take a slot if fewer than ``limit`` are held: 0.0; else seconds to wait before asking again.
+
+        With ``member`` the slot is held as in flight until ``finish_burst_slot``; without, it is
+        stamped now (a request whose end is not tracked).
+        """
+        ...
+
+    def finish_burst_slot(self, key: str, member: str) -> None:
+        """The request ended: its slot stays in the window for one window from now."""
         ...
 
     def spend(self, key: str, cost: int, *, ceiling: int, ttl: int) -> bool:
@@ -89,19 +106,29 @@ class LocalRateStore:
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._windows: dict[str, deque[float]] = {}
+        # key -> {member: time the slot leaves the window's reckoning (its stamp)}
+        self._windows: dict[str, dict[str, float]] = {}
         self._counters: dict[str, int] = {}
 
-    def take_burst_slot(self, key: str, *, limit: int, window: float) -> float:
+    def take_burst_slot(self, key: str, *, limit: int, window: float, member: str | None = None) -> float:
         with self._lock:
             now = self._monotonic()
-            times = self._windows.setdefault(key, deque())
-            while times and times[0] <= now - window:
-                times.popleft()
-            if len(times) < limit:
-                times.append(now)
+            slots = self._windows.setdefault(key, {})
+            for stale in [m for m, stamp in slots.items() if stamp <= now - window]:
+                del slots[stale]
+            if len(slots) < limit:
+                slots[member or uuid.uuid4().hex] = now + IN_FLIGHT_HOLD if member else now
                 return 0.0
-            return max(0.001, times[0] + window - now)
+            oldest = min(slots.values())
+            if oldest > now:  # every slot is held by a request still in flight
+                return IN_FLIGHT_POLL
+            return max(0.001, oldest + window - now)
+
+    def finish_burst_slot(self, key: str, member: str) -> None:
+        with self._lock:
+            slots = self._windows.get(key)
+            if slots is not None and member in slots:
+                slots[member] = self._monotonic()
 
     def spend(self, key: str, cost: int, *, ceiling: int, ttl: int) -> bool:
         with self._lock:
@@ -125,20 +152,30 @@ def local_store() -> LocalRateStore:
 
 # --- Redis store ----------------------------------------------------------------------------------
 
-# KEYS[1] sorted set of request times (µs); ARGV limit, window µs, unique member. Redis's own clock,
-# so every process measures the same window.
+# KEYS[1] sorted set of slots scored by stamp (µs): the end of a finished request, or now + hold for
+# one in flight; ARGV limit, window µs, member, hold µs (0: stamp now). Redis's own clock, so every
+# process measures the same window.
 _BURST_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[2])
+local hold = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+  redis.call('ZADD', KEYS[1], now + hold, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil((window + hold) / 1000) + 1000)
   return 0
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + window - now)
+local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+if oldest > now then return tonumber(ARGV[5]) end
+return math.max(1, oldest + window - now)
+"""
+# KEYS[1] the slots; ARGV member. Re-stamp a finished request's slot with the time it ended.
+_FINISH_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('ZADD', KEYS[1], now, ARGV[1]) end
+return 0
 """
 # KEYS[1] counter; ARGV cost, ceiling, ttl s. 1 if charged.
 _SPEND_LUA = """
@@ -163,6 +200,7 @@ class RedisRateStore:
         self._redis = client
         self._prefix = prefix
         self._burst = client.register_script(_BURST_LUA)
+        self._finish = client.register_script(_FINISH_LUA)
         self._spend = client.register_script(_SPEND_LUA)
         self._raise = client.register_script(_RAISE_LUA)
 
@@ -172,14 +210,21 @@ class RedisRateStore:
 
         return cls(redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
 
-    def take_burst_slot(self, key: str, *, limit: int, window: float) -> float:
-        member = uuid.uuid4().hex
+    def take_burst_slot(self, key: str, *, limit: int, window: float, member: str | None = None) -> float:
+        hold = int(IN_FLIGHT_HOLD * 1_000_000) if member else 0
+        args = [limit, int(window * 1_000_000), member or uuid.uuid4().hex, hold, int(IN_FLIGHT_POLL * 1_000_000)]
         try:
-            waited = self._burst(keys=[self._prefix + key], args=[limit, int(window * 1_000_000), member])
+            waited = self._burst(keys=[self._prefix + key], args=args)
         except Exception as exc:  # redis.RedisError, OSError: fail open
             logger.warning("rate limiter: Redis unavailable (%s); not limiting this call", type(exc).__name__)
             return 0.0
         return int(waited) / 1_000_000
+
+    def finish_burst_slot(self, key: str, member: str) -> None:
+        try:
+            self._finish(keys=[self._prefix + key], args=[member])
+        except Exception as exc:
+            logger.warning("rate limiter: Redis unavailable (%s)", type(exc).__name__)
 
     def spend(self, key: str, cost: int, *, ceiling: int, ttl: int) -> bool:
         try:
@@ -247,8 +292,11 @@ class RequestLimiter:
         day = int(now // DAY)
         return f"budget:{self._company_key}:{day}", (day + 1) * DAY - now
 
-    def before_request(self, method: str, path: str) -> None:
-        """Charge the budget (or raise PipedriveBudgetExhausted), then wait for a burst slot."""
+    def before_request(self, method: str, path: str) -> str:
+        """Charge the budget (or raise PipedriveBudgetExhausted), then wait for a burst slot.
+
+        Returns the slot's handle, to be given to ``request_done`` when the request has ended.
+        """
         cost = operation_cost(method, path)
         key, until_reset = self._budget_key()
         ceiling = self._limits.daily_budget - (0 if self._interactive else self._limits.reserve)
@@ -258,13 +306,21 @@ class RequestLimiter:
                 f"{method} {path}: daily token budget spent for {kind} calls; resets in {until_reset:.0f} s",
                 retry_after=until_reset,
             )
+        slot = uuid.uuid4().hex
         while True:
             wait = self._store.take_burst_slot(
-                f"burst:{self._token_key}", limit=self._limits.burst_limit, window=self._limits.burst_window
+                f"burst:{self._token_key}",
+                limit=self._limits.burst_limit,
+                window=self._limits.burst_window,
+                member=slot,
             )
             if wait <= 0:
-                return
+                return slot
             self._sleep(wait)
+
+    def request_done(self, slot: str) -> None:
+        """The request answered (or failed): from now its slot counts for one more window."""
+        self._store.finish_burst_slot(f"burst:{self._token_key}", slot)
 
     def after_response(self, headers: Mapping[str, str]) -> None:
         """Adopt Pipedrive's count of what is left today, when the response states it."""

@@ -60,6 +60,28 @@ def test_local_sliding_window() -> None:
     assert store.take_burst_slot("other", limit=3, window=2.0) == 0.0  # per token
 
 
+def test_a_slot_is_held_while_its_request_is_in_flight_and_for_a_window_after_it_ends() -> None:
+    """Pipedrive counts a request when it arrives, anywhere between our send and its answer: a slow
+    request must not free its slot one window after it was *sent* (tests/webhooks/test_rate_limits.py
+    caught 81 arrivals in one 2 s window under load before this)."""
+    now = [100.0]
+    store = LocalRateStore(monotonic=lambda: now[0])
+    assert store.take_burst_slot("t", limit=2, window=2.0, member="slow") == 0.0
+    assert store.take_burst_slot("t", limit=2, window=2.0, member="fast") == 0.0
+    now[0] += 0.1
+    store.finish_burst_slot("t", "fast")
+    now[0] += 5.0  # long after both were sent; "slow" has still not answered
+    assert store.take_burst_slot("t", limit=2, window=2.0, member="next") == 0.0  # "fast" has left
+    assert store.take_burst_slot("t", limit=2, window=2.0, member="late") == ratelimit.IN_FLIGHT_POLL
+    store.finish_burst_slot("t", "slow")
+    now[0] += 1.0
+    # "slow" answered 1 s ago: it stays in the window for 1 s more.
+    assert store.take_burst_slot("t", limit=2, window=2.0, member="late") == pytest.approx(1.0)
+    store.finish_burst_slot("t", "next")
+    now[0] += 2.0
+    assert store.take_burst_slot("t", limit=2, window=2.0, member="late") == 0.0
+
+
 def _limiter(store: LocalRateStore, clock, *, interactive: bool) -> RequestLimiter:  # type: ignore[no-untyped-def]
     return RequestLimiter(
         store,
