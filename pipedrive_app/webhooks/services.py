@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -330,14 +331,26 @@ class CompanyGone(Exception):
     """The URL key's company was deleted between the key lookup and the insert."""
 
 
+# After a failed publish this process leaves the broker alone for a few seconds: every attempt at a
+# dead broker costs a connection attempt on the acknowledgement path (Pipedrive bans slow
+# endpoints), and the sweeper re-queues whatever stayed pending once the broker is back.
+BROKER_BACKOFF_SECONDS = 5.0
+_broker_down_until = 0.0
+
+
 def inbox_event_enqueue(*, inbox_event_id: int) -> bool:
     """Queue processing. If the broker is down the row stays pending and the sweeper re-queues it."""
+    global _broker_down_until
     from .tasks import process_inbox_event
 
+    if time.monotonic() < _broker_down_until:
+        return False
     try:
         process_inbox_event.apply_async(args=(inbox_event_id,), retry=False)
         return True
     except Exception as exc:
+        if not process_inbox_event.app.conf.task_always_eager:  # eager: the task itself failed
+            _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
         logger.warning("inbox event %s not queued (%s); the sweeper will retry", inbox_event_id, type(exc).__name__)
         return False
 

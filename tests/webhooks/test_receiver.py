@@ -180,6 +180,39 @@ def test_receiver_makes_no_pipedrive_call_and_survives_a_dead_broker(webhook_com
     assert InboxEvent.objects.get().status == InboxEvent.Status.PENDING
 
 
+def test_a_dead_broker_is_left_alone_for_a_while_and_tried_again_after(
+    webhook_company, post_event, monkeypatch
+) -> None:
+    """With the broker down, one failed publish stops further attempts for BROKER_BACKOFF_SECONDS,
+    so acknowledgements do not each wait on a connection attempt; deliveries are still stored."""
+    from pipedrive_app.celery import app
+    from pipedrive_app.webhooks import services, tasks
+
+    attempts: list[int] = []
+
+    def broker_down(*args, **kwargs):
+        attempts.append(1)
+        raise ConnectionRefusedError("broker down")
+
+    clock = [1000.0]
+    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(services, "_broker_down_until", 0.0)
+    monkeypatch.setattr(tasks.process_inbox_event, "apply_async", broker_down)
+    _, state = webhook_company
+    first, second, third = load_event("deal.change"), load_event("deal.change"), load_event("deal.change")
+    second["meta"]["id"], third["meta"]["id"] = "another-event-id", "a-third-event-id"
+    app.conf.task_always_eager = False  # a real broker is configured (the _celery_eager fixture restores it)
+
+    assert post_event(state, first).status_code == 200
+    assert post_event(state, second).status_code == 200
+    assert len(attempts) == 1  # the second delivery did not wait on the dead broker
+    assert InboxEvent.objects.filter(status=InboxEvent.Status.PENDING).count() == 2
+
+    clock[0] += services.BROKER_BACKOFF_SECONDS + 0.1
+    assert post_event(state, third).status_code == 200
+    assert len(attempts) == 2  # tried again once the back-off passed
+
+
 _header_names = st.sampled_from(["HTTP_AUTHORIZATION", "CONTENT_TYPE", "HTTP_X_FORWARDED_FOR", "HTTP_CONTENT_ENCODING"])
 _text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=60)
 _json_values = st.recursive(
