@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from django.db import transaction
@@ -336,25 +336,41 @@ def deal_update(*, deal: Deal, actor: SandboxUser | None, data: Mapping[str, Any
     return deal
 
 
-def deal_delete(*, deal: Deal, actor: SandboxUser | None, source: str) -> None:
+_SoftDeleted = TypeVar("_SoftDeleted", Deal, Person)
+
+
+def _soft_delete(
+    *,
+    model: type[_SoftDeleted],
+    pk: int,
+    entity: str,
+    render: Callable[[_SoftDeleted], dict[str, Any]],
+    actor: SandboxUser | None,
+    source: str,
+) -> None:
+    """Mark a deal or person deleted (once) and record the delete event with its last state."""
     with transaction.atomic(using=SANDBOX_DB):
-        deal = Deal.objects.select_for_update().select_related("company").get(pk=deal.pk)
-        if deal.is_deleted:
+        record = model.objects.select_for_update().select_related("company").get(pk=pk)
+        if record.is_deleted:
             return
-        before = representations.deal_v2(deal)
-        deal.is_deleted = True
-        deal.update_time = timezone.now()
-        deal.save(update_fields=["is_deleted", "update_time"])
+        before = render(record)
+        record.is_deleted = True
+        record.update_time = timezone.now()
+        record.save(update_fields=["is_deleted", "update_time"])
         _event_record(
-            company=deal.company,
+            company=record.company,
             actor=actor,
-            entity="deal",
-            entity_id=deal.pk,
+            entity=entity,
+            entity_id=record.pk,
             action=ChangeEvent.Action.DELETE,
             source=source,
             data=None,
             previous=before,
         )
+
+
+def deal_delete(*, deal: Deal, actor: SandboxUser | None, source: str) -> None:
+    _soft_delete(model=Deal, pk=deal.pk, entity="deal", render=representations.deal_v2, actor=actor, source=source)
 
 
 # --- persons --------------------------------------------------------------------------------------------
@@ -413,24 +429,9 @@ def person_update(*, person: Person, actor: SandboxUser | None, data: Mapping[st
 
 
 def person_delete(*, person: Person, actor: SandboxUser | None, source: str) -> None:
-    with transaction.atomic(using=SANDBOX_DB):
-        person = Person.objects.select_for_update().select_related("company").get(pk=person.pk)
-        if person.is_deleted:
-            return
-        before = representations.person_v2(person)
-        person.is_deleted = True
-        person.update_time = timezone.now()
-        person.save(update_fields=["is_deleted", "update_time"])
-        _event_record(
-            company=person.company,
-            actor=actor,
-            entity="person",
-            entity_id=person.pk,
-            action=ChangeEvent.Action.DELETE,
-            source=source,
-            data=None,
-            previous=before,
-        )
+    _soft_delete(
+        model=Person, pk=person.pk, entity="person", render=representations.person_v2, actor=actor, source=source
+    )
 
 
 # --- organizations and notes ----------------------------------------------------------------------------

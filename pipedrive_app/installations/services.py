@@ -495,14 +495,17 @@ def installation_uninstall(
             company_pk = company.pk
             transaction.on_commit(lambda: [hook(company_pk) for hook in list(_installation_uninstalled_hooks)])
             return UninstallResult(installation_found=installation is not None, company_purged=False)
-        LifecycleEvent.objects.create(
-            kind=LifecycleEvent.Kind.COMPANY_UNINSTALLED,
-            source=source,
-            pipedrive_company_id=pipedrive_company_id,
-        )
-        company.delete()
-    logger.info("company %s uninstalled; its app data was purged", pipedrive_company_id)
+        _company_purge(company=company, source=source)
     return UninstallResult(installation_found=installation is not None, company_purged=True)
+
+
+def _company_purge(*, company: Company, source: LifecycleEvent.Source) -> None:
+    """Delete the company (cascading to all its app data), keeping a record without personal data."""
+    LifecycleEvent.objects.create(
+        kind=LifecycleEvent.Kind.COMPANY_UNINSTALLED, source=source, pipedrive_company_id=company.pipedrive_company_id
+    )
+    company.delete()
+    logger.info("company %s uninstalled; its app data was purged", company.pipedrive_company_id)
 
 
 def installation_uninstall_by_vendor(*, installation: Installation) -> UninstallResult:
@@ -527,14 +530,11 @@ def company_uninstall_by_vendor(*, company: Company) -> UninstallResult:
     result = UninstallResult(installation_found=False, company_purged=False)
     for installation in list(company.installations.exclude(status=Installation.Status.UNINSTALLED).order_by("pk")):
         result = installation_uninstall_by_vendor(installation=installation)
-    if not result.company_purged and Company.objects.filter(pk=company.pk).exists():
-        # Only uninstalled rows were left: purge now.
+    if not result.company_purged:
+        # Only uninstalled rows were left (or were left by the time we got here): purge now.
         with transaction.atomic():
-            LifecycleEvent.objects.create(
-                kind=LifecycleEvent.Kind.COMPANY_UNINSTALLED,
-                source=LifecycleEvent.Source.VENDOR,
-                pipedrive_company_id=company.pipedrive_company_id,
-            )
-            Company.objects.filter(pk=company.pk).delete()
-        result = UninstallResult(installation_found=result.installation_found, company_purged=True)
+            remaining = Company.objects.select_for_update().filter(pk=company.pk).first()
+            if remaining is not None:
+                _company_purge(company=remaining, source=LifecycleEvent.Source.VENDOR)
+                result = UninstallResult(installation_found=result.installation_found, company_purged=True)
     return result
