@@ -9,7 +9,7 @@ PORT ?= 8000
 # Development defaults for `make run`: SQLite, Celery tasks run eagerly, DEBUG on.
 RUN_ENV := DEBUG=on
 
-.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers bench-panels
+.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers bench-panels update-openapi
 
 help:
 	@echo "make run        set up and start the app at http://$(HOST):$(PORT)/ (SQLite, eager tasks)"
@@ -137,3 +137,24 @@ soak: $(VENV)/.deps
 		echo "soak needs PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/pipedrive_app make soak"; \
 		exit 2; fi
 	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m bench.soak
+
+# --- Pipedrive's OpenAPI files, vendored in vendor/pipedrive-openapi/ (PROVENANCE.md says from where) ---
+# Downloads both files again and prints their sha256 and how their paths changed; review the diff,
+# run `make test`, then record the new sha256 in PROVENANCE.md (a test checks they match).
+OPENAPI_DIR := vendor/pipedrive-openapi
+OPENAPI_V1_URL := https://developers.pipedrive.com/docs/api/v1/openapi.yaml
+OPENAPI_V2_URL := https://developers.pipedrive.com/docs/api/v1/openapi-v2.yaml
+
+update-openapi: $(VENV)/.deps
+	@set -euo pipefail; tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	curl -fsSL --max-time 120 -o "$$tmp/v1.yaml" "$(OPENAPI_V1_URL)"; \
+	curl -fsSL --max-time 120 -o "$$tmp/v2.yaml" "$(OPENAPI_V2_URL)"; \
+	for name in v1 v2; do \
+	  $(BIN)/python -c 'import sys, yaml; old = yaml.safe_load(open(sys.argv[1])); new = yaml.safe_load(open(sys.argv[2])); \
+	a, b = set(old.get("paths", {})), set(new.get("paths", {})); \
+	print(sys.argv[3] + ": " + str(len(b)) + " paths; added: " + (", ".join(sorted(b - a)) or "none") + "; removed: " + (", ".join(sorted(a - b)) or "none"))' \
+	    "$(OPENAPI_DIR)/$$name.yaml" "$$tmp/$$name.yaml" "$$name"; \
+	  cp "$$tmp/$$name.yaml" "$(OPENAPI_DIR)/$$name.yaml"; \
+	done; \
+	sha256sum $(OPENAPI_DIR)/v1.yaml $(OPENAPI_DIR)/v2.yaml; \
+	echo "Now review git diff $(OPENAPI_DIR), run make test, and record the sha256 above in $(OPENAPI_DIR)/PROVENANCE.md"

@@ -84,8 +84,8 @@ def api_domain(domain: str) -> str:
 
 
 def openapi_dir() -> Path:
-    """Pipedrive's OpenAPI files live beside the repository (../shared/pipedrive-openapi/)."""
+    """Pipedrive's OpenAPI files, vendored in the repository (vendor/pipedrive-openapi/)."""
     configured = _setting("PIPEDRIVE_OPENAPI_DIR", "")
     if configured:
         return Path(str(configured))
-    return Path(settings.BASE_DIR).parent / "shared" / "pipedrive-openapi"
+    return Path(settings.BASE_DIR) / "vendor" / "pipedrive-openapi"

@@ -1,7 +1,7 @@
 """How the sandbox's records look on the wire: API v2 deals, persons, organizations, pipelines and
 stages; v1 notes, users and webhooks.
 
-Shapes follow Pipedrive's OpenAPI files (``../shared/pipedrive-openapi``). Where Pipedrive itself
+Shapes follow Pipedrive's OpenAPI files (``vendor/pipedrive-openapi/``). Where Pipedrive itself
 sends ``null`` for a field the files declare non-nullable (``org_id``, ``won_time``...), the field is
 left out: the files are the contract (tests/sandbox/test_contract.py holds every response to them).
 """

@@ -29,9 +29,9 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 from pipedrive_app.core.logging import redact
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-# Pipedrive's published files live beside the repository (../shared/pipedrive-openapi), the
-# project's contract; PIPEDRIVE_OPENAPI_DIR points elsewhere.
-_SPEC_DIR_CANDIDATES = (_REPO_ROOT.parent / "shared" / "pipedrive-openapi",)
+# Pipedrive's published files, vendored with their provenance (vendor/pipedrive-openapi/); the
+# project's contract. PIPEDRIVE_OPENAPI_DIR points elsewhere.
+_SPEC_DIR_CANDIDATES = (_REPO_ROOT / "vendor" / "pipedrive-openapi",)
 API_HOST = "https://api.pipedrive.com"
 OAUTH_HOST = "https://oauth.pipedrive.com"
 # Paths Pipedrive serves that the files do not describe (RFC 7009 revocation, from the OAuth guide).
@@ -47,8 +47,8 @@ def spec_dir() -> Path:
         if (candidate / "v1.yaml").is_file():
             return candidate
     raise FileNotFoundError(
-        "Pipedrive's OpenAPI files (v1.yaml, v2.yaml) were not found in ../shared/pipedrive-openapi; "
-        "download them from developers.pipedrive.com and set PIPEDRIVE_OPENAPI_DIR to their folder"
+        "Pipedrive's OpenAPI files (v1.yaml, v2.yaml) were not found in vendor/pipedrive-openapi; "
+        "restore them with `git checkout vendor/` or `make update-openapi`"
     )
 
 
