@@ -35,6 +35,9 @@ def _panel_page(request: HttpRequest, panel: PanelContext, template: str, data: 
     return render(request, template, context)
 
 
+ENTITY_PLURALS = {"activity": "Activities"}
+
+
 @extension_page(extension="deal_panel", resource="deal")
 def deal_panel(request: HttpRequest, panel: PanelContext) -> HttpResponse:
     return _panel_page(request, panel, "extensions/deal_panel.html", selectors.deal_panel_get(panel=panel))
@@ -81,7 +84,10 @@ def settings_page(request: HttpRequest, panel: PanelContext) -> HttpResponse:
         "panel": panel,
         "theme": panel.theme,
         "can_edit": panel.viewer_is_admin and panel.installation is not None and panel.installation.is_active,
-        "entities": [(entity, entity in current.tracked_entities) for entity in CompanySettings.TRACKABLE_ENTITIES],
+        "entities": [
+            (entity, ENTITY_PLURALS.get(entity, f"{entity.capitalize()}s"), entity in current.tracked_entities)
+            for entity in CompanySettings.TRACKABLE_ENTITIES
+        ],
         "retention_days": current.history_retention_days,
         "min_days": MIN_RETENTION_DAYS,
         "max_days": MAX_RETENTION_DAYS,

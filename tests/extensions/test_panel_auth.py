@@ -252,3 +252,36 @@ def test_a_company_that_never_installed_sees_the_install_state(client, pipedrive
     json_response = client.get(f"/extensions/json-panels/deal/?{panel_query(company_id=9999, user_id=1)}")
     assert json_response.status_code == 403 and "Install" in json_response.json()["error"]["title"]
     assert pipedrive.requests == []
+
+
+def test_actions_take_the_tokens_of_the_iframes_that_call_them(app_client, seeded_company, pipedrive, settings) -> None:  # type: ignore[no-untyped-def]
+    """ "Add note" is called from the deal and person panels (GET_SIGNED_TOKEN signs with that panel's
+    secret); a JSON panel's or the settings page's token is not one of theirs."""
+    settings.PIPEDRIVE_EXTENSION_JWT_SECRETS = {
+        "deal_panel": "deal-panel-" + "1" * 32,
+        "person_panel": "person-panel-" + "2" * 32,
+        "deal_json_panel": "deal-json-" + "3" * 32,
+        "settings_page": "settings-" + "4" * 32,
+    }
+    world = seeded_company()
+
+    def post(secret: str, resource: str, record_id: int) -> int:
+        body = {"resource": resource, "selectedIds": record_id, "content": f"from {resource}"}
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {make_token(secret=secret)}"}
+        return app_client.post(
+            "/extensions/actions/notes/", body, content_type="application/json", **headers
+        ).status_code
+
+    assert post("deal-panel-" + "1" * 32, "deal", world["deal"]["id"]) == 201
+    assert post("person-panel-" + "2" * 32, "person", world["person"]["id"]) == 201
+    assert post("deal-json-" + "3" * 32, "deal", world["deal"]["id"]) == 401
+    assert post("settings-" + "4" * 32, "deal", world["deal"]["id"]) == 401
+    assert post(JWT_SECRET, "deal", world["deal"]["id"]) == 401  # the fallback, once both panels have their own
+    assert len(pipedrive.company_notes(COMPANY)) == 2
+    settings_save = app_client.post(
+        "/extensions/settings/",
+        {"tracked_entities": ["deal"], "history_retention_days": 30},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {make_token(secret='deal-panel-' + '1' * 32)}",
+    )
+    assert settings_save.status_code == 401
