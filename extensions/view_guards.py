@@ -168,9 +168,12 @@ def extension_json(*, extension: str, resource: str) -> Callable[[JsonPanelView]
                 )
             except PanelAuthError as exc:
                 logger.info("JSON panel %s refused: %s", request.path, exc.reason)
-                title = "Bad request" if exc.status == 400 else "Not authorized"
                 return _json(
-                    *json_error(title, "The request could not be verified as coming from Pipedrive.", status=exc.status)
+                    *json_error(
+                        "Bad request" if exc.status == 400 else "Not authorized",
+                        "The request could not be verified as coming from Pipedrive.",
+                        status=exc.status,
+                    )
                 )
             status: int
             payload: dict[str, Any]

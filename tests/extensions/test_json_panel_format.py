@@ -150,3 +150,21 @@ def test_fields_in_pipedrives_order_with_their_labels() -> None:
     template = panel_fields(_fixture("schema-single-object.json")["body"])
     assert {f.key: f.label for f in template}["delivery_cost"] == "Delivery cost"
     assert {f.key: f.label for f in template}["manufacturer"] == "Manufacturer"
+
+
+def test_every_error_title_in_the_code_fits_pipedrives_30_characters() -> None:
+    """Each ``json_error("<title>", ...)`` literal in extensions/ (the runtime assert covers the rest)."""
+    import ast
+
+    titles = []
+    for path in (Path(__file__).resolve().parents[2] / "extensions").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "json_error" and node.args:
+                first = node.args[0]
+                options = [first.body, first.orelse] if isinstance(first, ast.IfExp) else [first]
+                for option in options:
+                    assert isinstance(option, ast.Constant) and isinstance(option.value, str), f"{path.name}: literal"
+                    titles.append(option.value)
+    assert len(titles) >= 10
+    too_long = [t for t in titles if not 0 < len(t) <= 30]
+    assert too_long == []
