@@ -1,36 +1,28 @@
-"""The panels' facts in Pipedrive's JSON panel format (docs/pipedrive-platform.md §3).
+"""The panels' facts in Pipedrive's JSON panel format (``json_panel_format``; docs/pipedrive-platform.md §3).
 
-Every response must match the schema uploaded in Developer Hub exactly; those schemas live in
-``json_panel_schemas/`` and the tests validate every response shape against them. Failures use
-Pipedrive's error format, ``{"error": {"title", "subtitle"}}`` with a status above 300.
+Every response must match the data structure uploaded in Developer Hub exactly; those files live in
+``json_panel_schemas/`` (Pipedrive's template format) and the tests validate every response shape
+against them. Object ids are numerical, as in every Pipedrive template. Failures use Pipedrive's
+error format, ``{"error": {"title", "subtitle"}}`` with a status above 300 and a title of at most
+30 characters.
 """
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from functools import cache
-from pathlib import Path
 from typing import Any
 
+from .json_panel_format import ERROR_TITLE_MAX, MAX_OBJECTS
 from .panel_auth import PanelContext
 from .selectors import DealFacts, PanelData, PanelHistory, PanelState, PersonFacts
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "json_panel_schemas"
-MAX_OBJECTS = 10
 MAX_TEXT = 255
 STATUS_LABELS = {
     "open": ("blue", "Open"),
     "won": ("green", "Won"),
     "lost": ("red", "Lost"),
-    "deleted": ("gray", "Deleted"),
+    "deleted": ("grey", "Deleted"),
 }
-
-
-@cache
-def json_panel_schema(name: str) -> dict[str, Any]:
-    """``deal``, ``person`` (upload these to Developer Hub) or ``error``."""
-    return json.loads((SCHEMA_DIR / f"{name}.json").read_text())
 
 
 def _text(value: str) -> str:
@@ -49,16 +41,16 @@ def _without_empty(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def json_error(title: str, subtitle: str, *, status: int) -> tuple[int, dict[str, Any]]:
-    assert status > 300
+    assert status > 300 and 0 < len(title) <= ERROR_TITLE_MAX, (status, title)
     return status, {"error": {"title": title, "subtitle": subtitle}}
 
 
 def deal_json_panel(facts: DealFacts, history: PanelHistory) -> dict[str, Any]:
-    status_color, status_label = STATUS_LABELS.get(facts.status or "", ("gray", (facts.status or "").title()))
+    status_color, status_label = STATUS_LABELS.get(facts.status or "", ("grey", (facts.status or "").title()))
     latest = history.rows[0] if history.rows else None
     deal = _without_empty(
         {
-            "id": f"deal:{facts.id}",
+            "id": facts.id,
             "header": _text(facts.title or f"Deal {facts.id}"),
             "value": _money(facts.value, facts.currency),
             "pipeline": _text(facts.pipeline_name) if facts.pipeline_name else None,
@@ -85,7 +77,7 @@ def _describe_change(row: Any) -> str:
 def person_json_panel(facts: PersonFacts) -> dict[str, Any]:
     person = _without_empty(
         {
-            "id": f"person:{facts.id}",
+            "id": facts.id,
             "header": _text(facts.name or f"Person {facts.id}"),
             "email": _primary(facts.emails),
             "phone": _primary(facts.phones),
@@ -97,7 +89,7 @@ def person_json_panel(facts: PersonFacts) -> dict[str, Any]:
     deals = [
         _without_empty(
             {
-                "id": f"deal:{deal.id}",
+                "id": deal.id,
                 "header": _text(deal.title or f"Deal {deal.id}"),
                 "deal_value": _money(deal.value, deal.currency),
                 "stage": _text(deal.stage_name) if deal.stage_name else None,
@@ -128,9 +120,15 @@ def json_panel_response(
         # Not an error: the record is gone or not visible to this user; Pipedrive shows "no data".
         return 200, {"data": []}
     if data.state == PanelState.NOT_INSTALLED:
+        if panel.is_shared:
+            return json_error(
+                "App not connected",
+                "Nobody in your company has a working installation of the app. An admin can install it again.",
+                status=403,
+            )
         return json_error(
-            "Install the app to see this panel",
-            "It shows Pipedrive data with your own permissions, so it needs your own installation.",
+            "Install the app first",
+            "This panel shows Pipedrive data with your own permissions, so it needs your own installation.",
             status=403,
         )
     if data.state == PanelState.NEEDS_REAUTH:

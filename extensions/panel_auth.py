@@ -10,7 +10,10 @@ blocked, so the JWT is the only credential.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,41 +83,94 @@ class PanelContext:
     locale: str
     timezone_name: str
     is_shared: bool = False
+    # A shared JSON panel seen by a user who never installed: the company's installation whose token
+    # reads Pipedrive for them (docs/company-wide-app-extensions). None everywhere else.
+    shared_installation: Installation | None = None
 
     @property
     def viewer_installed(self) -> bool:
         return self.installation is not None and self.installation.status != Installation.Status.UNINSTALLED
 
     @property
+    def reading_installation(self) -> Installation | None:
+        """Whose token reads Pipedrive for this view: the viewer's own, else a shared panel's."""
+        return self.installation if self.viewer_installed else self.shared_installation
+
+    @property
     def viewer_is_admin(self) -> bool:
         return self.viewer_installed and self.installation is not None and self.installation.is_admin
 
 
-def panel_token_verify(*, token: str | None) -> PanelClaims:
-    """Verify signature, algorithm and expiry; return the user and company the token names."""
+def extension_jwt_secret(extension: str) -> str:
+    """The secret Pipedrive signs ``extension``'s tokens with: its own JWT secret from Developer Hub
+    (``PIPEDRIVE_JWT_SECRET_<NAME>``), else ``PIPEDRIVE_JWT_SECRET`` (which defaults to the client
+    secret, Pipedrive's own fallback when an extension has no JWT secret)."""
+    if extension not in settings.EXTENSION_NAMES:
+        raise ValueError(f"unknown extension {extension!r}")
+    return settings.PIPEDRIVE_EXTENSION_JWT_SECRETS.get(extension) or settings.PIPEDRIVE_JWT_SECRET
+
+
+def panel_token_verify(*, token: str | None, extensions: tuple[str, ...]) -> PanelClaims:
+    """Verify a token signed for one of ``extensions``; return the user and company it names.
+
+    The policy (extensions/README.md "Token policy"): HS256 only; a valid signature with the
+    extension's secret; ``userId`` and ``companyId`` required; ``exp`` checked when present (with
+    leeway), not required; without ``exp``, ``iat`` bounds the age (``EXTENSIONS_JWT_MAX_AGE_SECONDS``)
+    and may not lie in the future; a token with neither is accepted and logged, or refused when
+    ``EXTENSIONS_JWT_REQUIRE_EXPIRY`` is on.
+    """
     if not token:
         raise PanelAuthError("missing token")
-    secret = settings.PIPEDRIVE_JWT_SECRET
-    if not secret:
+    secrets = list(dict.fromkeys(secret for secret in map(extension_jwt_secret, extensions) if secret))
+    if not secrets:
         raise PanelAuthError("no JWT secret is configured")
-    try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=ALLOWED_ALGORITHMS,
-            leeway=settings.EXTENSIONS_JWT_LEEWAY_SECONDS,
-            # Pipedrive documents no audience or issuer; exp is the one claim every token must carry.
-            options={"require": ["exp"], "verify_aud": False, "verify_iss": False},
-        )
-    except jwt.ExpiredSignatureError:
-        raise PanelAuthError("token expired") from None
-    except jwt.InvalidTokenError as exc:
-        raise PanelAuthError(f"invalid token ({type(exc).__name__})") from None
+    leeway = settings.EXTENSIONS_JWT_LEEWAY_SECONDS
+    claims: dict[str, Any] | None = None
+    for secret in secrets:
+        try:
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=ALLOWED_ALGORITHMS,
+                leeway=leeway,
+                # Pipedrive documents no audience or issuer; exp is verified by PyJWT only when present.
+                options={"require": [], "verify_aud": False, "verify_iss": False, "verify_iat": False},
+            )
+            break
+        except jwt.ExpiredSignatureError:
+            raise PanelAuthError("token expired") from None
+        except jwt.InvalidSignatureError:
+            continue  # maybe another extension's secret (an action accepts tokens of two panels)
+        except jwt.InvalidTokenError as exc:
+            raise PanelAuthError(f"invalid token ({type(exc).__name__})") from None
+    if claims is None:
+        raise PanelAuthError("invalid token (InvalidSignatureError)")
+    _check_age(claims, leeway=leeway)
     user_id = _claim_id(claims, "userId", "user_id")
     company_id = _claim_id(claims, "companyId", "company_id")
     if user_id is None or company_id is None:
         raise PanelAuthError("token carries no user or company")
     return PanelClaims(user_id=user_id, company_id=company_id)
+
+
+def _check_age(claims: Mapping[str, Any], *, leeway: int) -> None:
+    if "exp" in claims:
+        return  # PyJWT verified it (a non-numeric exp is refused there)
+    if "iat" not in claims:
+        if settings.EXTENSIONS_JWT_REQUIRE_EXPIRY:
+            raise PanelAuthError("token has no exp")
+        logger.info("extension token without exp or iat accepted (EXTENSIONS_JWT_REQUIRE_EXPIRY is off)")
+        return
+    if settings.EXTENSIONS_JWT_REQUIRE_EXPIRY:
+        raise PanelAuthError("token has no exp")
+    issued = claims["iat"]
+    if isinstance(issued, bool) or not isinstance(issued, (int, float)):
+        raise PanelAuthError("invalid token (iat is not a number)")
+    now = time.time()
+    if issued > now + leeway:
+        raise PanelAuthError("token issued in the future")
+    if now - issued > settings.EXTENSIONS_JWT_MAX_AGE_SECONDS + leeway:
+        raise PanelAuthError("token too old")
 
 
 def _claim_id(claims: Mapping[str, Any], *names: str) -> int | None:
@@ -140,15 +196,59 @@ def bearer_token(request: HttpRequest) -> str | None:
     return credentials.strip() or None if scheme.lower() == "bearer" else None
 
 
+def json_panel_basic_auth_configured() -> bool:
+    return bool(settings.EXTENSIONS_JSON_PANEL_HTTP_AUTH_USER and settings.EXTENSIONS_JSON_PANEL_HTTP_AUTH_PASSWORD)
+
+
+def json_panel_basic_auth_check(request: HttpRequest) -> bool | None:
+    """Developer Hub's HTTP Basic credentials of the JSON panels: None when the request carries no
+    Basic credentials, else whether they are the configured ones (constant-time compare)."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    if not json_panel_basic_auth_configured():
+        return False
+    try:
+        user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    expected_user = settings.EXTENSIONS_JSON_PANEL_HTTP_AUTH_USER.encode()
+    expected_password = settings.EXTENSIONS_JSON_PANEL_HTTP_AUTH_PASSWORD.encode()
+    user_ok = hmac.compare_digest(user.encode(), expected_user)
+    password_ok = hmac.compare_digest(password.encode(), expected_password)
+    return bool(sep) and user_ok and password_ok
+
+
+def _claims_from_query(params: Mapping[str, str]) -> PanelClaims:
+    """Basic-only requests: the user and company are the ``userId``/``companyId`` Pipedrive appends."""
+    user_id = _as_id(params.get("userId"))
+    company_id = _as_id(params.get("companyId"))
+    if user_id is None or company_id is None:
+        raise PanelBadRequest("userId and companyId are required")
+    return PanelClaims(user_id=user_id, company_id=company_id)
+
+
 def panel_context_resolve(
     *,
     token: str | None,
     params: Mapping[str, str],
+    extensions: tuple[str, ...],
     expected_resource: str | None = None,
     require_record: bool = False,
+    basic_verified: bool = False,
+    allow_shared: bool = False,
 ) -> PanelContext:
-    """Verify ``token`` and build the context; ``params`` are the query (or an action's JSON body)."""
-    claims = panel_token_verify(token=token)
+    """Verify the request and build the context; ``params`` are the query (or an action's JSON body).
+
+    ``token`` must verify against the secret of one of ``extensions``. ``basic_verified``: the request
+    already proved itself with the JSON panels' HTTP Basic credentials, so a token is optional (when
+    one is sent it must still verify). ``allow_shared``: a JSON panel, where ``isShared=true`` lets a
+    user who never installed see the company's data through an installed user's token.
+    """
+    if token or not basic_verified:
+        claims = panel_token_verify(token=token, extensions=extensions)
+    else:
+        claims = _claims_from_query(params)
     for names, claimed in ((("userId", "user_id"), claims.user_id), (("companyId", "company_id"), claims.company_id)):
         for name in names:
             if name in params and _as_id(params.get(name)) != claimed:
@@ -172,6 +272,10 @@ def panel_context_resolve(
         .exclude(status=Installation.Status.UNINSTALLED)
         .first()
     )
+    is_shared = str(params.get("isShared", "")).lower() in {"1", "true", "yes"}
+    shared_installation = None
+    if allow_shared and is_shared and installation is None:
+        shared_installation = company_shared_installation(company=company)
     theme = params.get("theme", "light")
     return PanelContext(
         company=company,
@@ -183,7 +287,19 @@ def panel_context_resolve(
         theme=theme if theme in THEMES else "light",
         locale=(installation.locale if installation else "") or DEFAULT_LOCALE,
         timezone_name=(installation.timezone_name if installation else "") or DEFAULT_TIMEZONE,
-        is_shared=str(params.get("isShared", "")).lower() in {"1", "true", "yes"},
+        is_shared=is_shared,
+        shared_installation=shared_installation,
+    )
+
+
+def company_shared_installation(*, company: Company) -> Installation | None:
+    """The installation that reads Pipedrive for a shared panel's non-installed viewers: an active
+    one of the company, admins first (they see the most of the company's records), oldest first."""
+    return (
+        Installation.objects.select_related("company")
+        .filter(company=company, status=Installation.Status.ACTIVE)
+        .order_by("-is_admin", "pk")
+        .first()
     )
 
 

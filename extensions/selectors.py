@@ -1,4 +1,5 @@
-"""Reads behind the panels: a record's facts from Pipedrive (with the viewer's own installation) and
+"""Reads behind the panels: a record's facts from Pipedrive (with the viewer's own installation, or
+for a shared JSON panel seen by a user who never installed, an installed user's of the company) and
 its change history from this app's own store.
 
 The record is read first; everything named by it (pipeline, stage, person, organization, owner) is
@@ -221,8 +222,8 @@ def _history_high_water() -> int | None:
 
 def _read_panel(panel: PanelContext, kind: str, build: Callable[[PipedriveClient], Any]) -> PanelData:
     """Common frame of every panel read: install state, cache, client lifetime, failures."""
-    installation = panel.installation
-    if installation is None or not panel.viewer_installed:
+    installation = panel.reading_installation  # the viewer's own; a shared JSON panel's for a non-installed viewer
+    if installation is None:
         return PanelData(PanelState.NOT_INSTALLED)
     if installation.status == Installation.Status.NEEDS_REAUTH:
         return PanelData(PanelState.NEEDS_REAUTH)
@@ -302,7 +303,7 @@ def _owner_lookup(
         return None, None
     if owner_id in known:
         return known[owner_id], None
-    installation = panel.installation
+    installation = panel.reading_installation
     if installation is not None and installation.has_scope("users:read"):
         return None, _lookup_cached(panel, "user", owner_id, lambda: client.get_user(owner_id))
     return None, None

@@ -4,7 +4,8 @@ headers that let Pipedrive frame the page, and turn any failure into a readable 
 - ``extension_page``: HTML for an iframe (panels, settings page). Token from the query (Pipedrive
   appends it). Framable by ``EXTENSIONS_FRAME_ANCESTORS`` (plus the app's own origin while the
   sandbox is on); ``X-Frame-Options`` is left off for these views only.
-- ``extension_json``: Pipedrive's server-to-server JSON panel request. Token from the query.
+- ``extension_json``: Pipedrive's server-to-server JSON panel request. Token from the query and/or
+  the JSON panels' HTTP Basic credentials.
 - ``extension_action``: a ``fetch`` POST from inside the iframe. Token from ``Authorization: Bearer``
   (a fresh one from the SDK's ``GET_SIGNED_TOKEN``). CSRF-exempt on purpose: no cookie is involved,
   so there is no ambient credential for another site to ride on; the JWT is the credential.
@@ -34,6 +35,7 @@ from .panel_auth import (
     PanelAuthError,
     PanelContext,
     bearer_token,
+    json_panel_basic_auth_check,
     panel_context_resolve,
 )
 
@@ -96,7 +98,7 @@ def state_page(
     return render(request, "extensions/state.html", context, status=status)
 
 
-def extension_page(*, resource: str | None, require_record: bool = True) -> Callable[[View], View]:
+def extension_page(*, extension: str, resource: str | None, require_record: bool = True) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -107,6 +109,7 @@ def extension_page(*, resource: str | None, require_record: bool = True) -> Call
                 panel = panel_context_resolve(
                     token=request.GET.get("token"),
                     params=request.GET,
+                    extensions=(extension,),
                     expected_resource=resource,
                     require_record=require_record,
                 )
@@ -135,28 +138,42 @@ def _json(status: int, payload: dict[str, Any]) -> HttpResponse:
     return _with_policy(JsonResponse(payload, status=status, json_dumps_params={"ensure_ascii": False}), _DATA_POLICY)
 
 
-def extension_json(*, resource: str) -> Callable[[JsonPanelView], View]:
+def extension_json(*, extension: str, resource: str) -> Callable[[JsonPanelView], View]:
+    """Pipedrive authenticates a JSON panel request with the JWT ``token`` (signed with the panel's
+    JWT secret, else the client secret) and/or the HTTP Basic credentials set in Developer Hub
+    (docs/json-panels-adding-a-panel, "JSON panel authentication"). Either one suffices; any
+    credential that is present must be valid."""
+
     def decorate(view: JsonPanelView) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in {"GET", "HEAD"}:
                 return _json(*json_error("Method not allowed", "This panel is read with GET.", status=405))
+            basic = json_panel_basic_auth_check(request)
             try:
+                if basic is False:
+                    raise PanelAuthError("wrong HTTP Basic credentials")
                 panel = panel_context_resolve(
                     token=request.GET.get("token") or bearer_token(request),
                     params=request.GET,
+                    extensions=(extension,),
                     expected_resource=resource,
                     require_record=True,
+                    basic_verified=basic is True,
+                    allow_shared=True,
                 )
             except CompanyNotInstalled:
                 return _json(
-                    *json_error("Install the app to see this panel", "Your company has not installed it.", status=403)
+                    *json_error("Install the app first", "Nobody in your company has installed this app.", status=403)
                 )
             except PanelAuthError as exc:
                 logger.info("JSON panel %s refused: %s", request.path, exc.reason)
-                title = "Bad request" if exc.status == 400 else "Not authorized"
                 return _json(
-                    *json_error(title, "The request could not be verified as coming from Pipedrive.", status=exc.status)
+                    *json_error(
+                        "Bad request" if exc.status == 400 else "Not authorized",
+                        "The request could not be verified as coming from Pipedrive.",
+                        status=exc.status,
+                    )
                 )
             status: int
             payload: dict[str, Any]
@@ -179,7 +196,9 @@ def action_answer(*, ok: bool, message: str, status: int = 200, **extra: Any) ->
     return _json(status, {"ok": ok, "message": message, **extra})
 
 
-def extension_action(*, require_record: bool = False) -> Callable[[View], View]:
+def extension_action(*, extensions: tuple[str, ...], require_record: bool = False) -> Callable[[View], View]:
+    """``extensions``: the iframes whose SDK tokens may call this action (their secrets verify it)."""
+
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -200,6 +219,7 @@ def extension_action(*, require_record: bool = False) -> Callable[[View], View]:
                 panel = panel_context_resolve(
                     token=bearer_token(request),
                     params=params,
+                    extensions=extensions,
                     require_record=require_record,
                 )
             except CompanyNotInstalled:

@@ -35,17 +35,20 @@ def _panel_page(request: HttpRequest, panel: PanelContext, template: str, data: 
     return render(request, template, context)
 
 
-@extension_page(resource="deal")
+ENTITY_PLURALS = {"activity": "Activities"}
+
+
+@extension_page(extension="deal_panel", resource="deal")
 def deal_panel(request: HttpRequest, panel: PanelContext) -> HttpResponse:
     return _panel_page(request, panel, "extensions/deal_panel.html", selectors.deal_panel_get(panel=panel))
 
 
-@extension_page(resource="person")
+@extension_page(extension="person_panel", resource="person")
 def person_panel(request: HttpRequest, panel: PanelContext) -> HttpResponse:
     return _panel_page(request, panel, "extensions/person_panel.html", selectors.person_panel_get(panel=panel))
 
 
-@extension_json(resource="deal")
+@extension_json(extension="deal_json_panel", resource="deal")
 def deal_json_panel(request: HttpRequest, panel: PanelContext) -> tuple[int, dict[str, Any]]:
     data = selectors.deal_panel_get(panel=panel)
     history = None
@@ -54,12 +57,12 @@ def deal_json_panel(request: HttpRequest, panel: PanelContext) -> tuple[int, dic
     return json_panel_response(panel=panel, data=data, history=history)
 
 
-@extension_json(resource="person")
+@extension_json(extension="person_json_panel", resource="person")
 def person_json_panel(request: HttpRequest, panel: PanelContext) -> tuple[int, dict[str, Any]]:
     return json_panel_response(panel=panel, data=selectors.person_panel_get(panel=panel))
 
 
-@extension_action(require_record=True)
+@extension_action(extensions=("deal_panel", "person_panel"), require_record=True)
 def note_create(request: HttpRequest, panel: PanelContext, body: dict[str, Any]) -> HttpResponse:
     if panel.resource not in {"deal", "person"} or panel.selected_id is None:
         return action_answer(ok=False, message="Notes can be added to deals and persons only.", status=400)
@@ -72,7 +75,7 @@ def note_create(request: HttpRequest, panel: PanelContext, body: dict[str, Any])
     return action_answer(ok=True, message="Note added.", note_id=created.note.id, status=201)
 
 
-@extension_page(resource=None, require_record=False)
+@extension_page(extension="settings_page", resource=None, require_record=False)
 def settings_page(request: HttpRequest, panel: PanelContext) -> HttpResponse:
     if not panel.viewer_installed:
         return state_page(request, "not_installed", status=200, panel=panel)
@@ -81,7 +84,10 @@ def settings_page(request: HttpRequest, panel: PanelContext) -> HttpResponse:
         "panel": panel,
         "theme": panel.theme,
         "can_edit": panel.viewer_is_admin and panel.installation is not None and panel.installation.is_active,
-        "entities": [(entity, entity in current.tracked_entities) for entity in CompanySettings.TRACKABLE_ENTITIES],
+        "entities": [
+            (entity, ENTITY_PLURALS.get(entity, f"{entity.capitalize()}s"), entity in current.tracked_entities)
+            for entity in CompanySettings.TRACKABLE_ENTITIES
+        ],
         "retention_days": current.history_retention_days,
         "min_days": MIN_RETENTION_DAYS,
         "max_days": MAX_RETENTION_DAYS,
@@ -91,7 +97,7 @@ def settings_page(request: HttpRequest, panel: PanelContext) -> HttpResponse:
     return render(request, "extensions/settings.html", context)
 
 
-@extension_action()
+@extension_action(extensions=("settings_page",))
 def settings_save(request: HttpRequest, panel: PanelContext, body: dict[str, Any]) -> HttpResponse:
     entities = body.get("tracked_entities")
     days = body.get("history_retention_days")

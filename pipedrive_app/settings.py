@@ -242,6 +242,21 @@ if urlsplit(PIPEDRIVE_OAUTH_URL).scheme == "http":
 # sandbox is on (its deal and person pages host the panels).
 EXTENSIONS_FRAME_ANCESTORS = env.list("EXTENSIONS_FRAME_ANCESTORS", default=["https://*.pipedrive.com"])
 EXTENSIONS_JWT_LEEWAY_SECONDS = env.int("EXTENSIONS_JWT_LEEWAY_SECONDS", default=10)
+# Token policy (extensions/README.md "Token policy"): exp is checked when present; a token without
+# exp but with iat is accepted for this long after iat; a token with neither is accepted (and
+# logged) unless EXTENSIONS_JWT_REQUIRE_EXPIRY is on.
+EXTENSIONS_JWT_MAX_AGE_SECONDS = env.int("EXTENSIONS_JWT_MAX_AGE_SECONDS", default=900)
+EXTENSIONS_JWT_REQUIRE_EXPIRY = env.bool("EXTENSIONS_JWT_REQUIRE_EXPIRY", default=False)
+# One JWT secret per extension, as Developer Hub allows: PIPEDRIVE_JWT_SECRET_<NAME> (NAME one of
+# EXTENSION_NAMES, upper case). An extension without its own uses PIPEDRIVE_JWT_SECRET, which
+# defaults to the client secret (Pipedrive signs with the client secret when no JWT secret is set).
+EXTENSION_NAMES = ("deal_panel", "person_panel", "deal_json_panel", "person_json_panel", "settings_page")
+PIPEDRIVE_EXTENSION_JWT_SECRETS = {
+    name: secret for name in EXTENSION_NAMES if (secret := env.str(f"PIPEDRIVE_JWT_SECRET_{name.upper()}", default=""))
+}
+# HTTP Basic credentials of the JSON panels (Developer Hub's other authentication). Empty: JWT only.
+EXTENSIONS_JSON_PANEL_HTTP_AUTH_USER = env.str("EXTENSIONS_JSON_PANEL_HTTP_AUTH_USER", default="")
+EXTENSIONS_JSON_PANEL_HTTP_AUTH_PASSWORD = env.str("EXTENSIONS_JSON_PANEL_HTTP_AUTH_PASSWORD", default="")
 EXTENSIONS_API_WORKERS = env.int("EXTENSIONS_API_WORKERS", default=6)  # concurrent API calls per panel
 EXTENSIONS_PANEL_CACHE_SECONDS = env.int("EXTENSIONS_PANEL_CACHE_SECONDS", default=30)  # per viewer
 EXTENSIONS_LOOKUP_CACHE_SECONDS = env.int("EXTENSIONS_LOOKUP_CACHE_SECONDS", default=300)  # stage/pipeline names

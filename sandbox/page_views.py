@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-import jwt
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -19,7 +17,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import conf, selectors, services
-from .models import ChangeEvent, Deal, SandboxCompany, SandboxUser
+from .custom_field_display import custom_fields_display
+from .json_panel_host import extension_token as signed_extension_token
+from .json_panel_host import json_panel_show
+from .models import ChangeEvent, Deal, FieldDefinition, SandboxCompany, SandboxUser
 from .oauth_views import direct_install_url
 
 EXTENSION_HOST_TEMPLATE = "sandbox/_extension_host.html"
@@ -49,21 +50,15 @@ def _extension_host_available() -> bool:
     return True
 
 
-def _panel_token(company: SandboxCompany, user: SandboxUser) -> str:
-    """A JWT like the one Pipedrive appends to an extension iframe's URL (5 minutes, HS256)."""
-    now = int(time.time())
-    claims = {"userId": user.pk, "companyId": company.pk, "iat": now, "exp": now + 300}
-    return jwt.encode(claims, settings.PIPEDRIVE_JWT_SECRET, algorithm="HS256")
-
-
 def _panel_src(company: SandboxCompany, user: SandboxUser, resource: str, record_id: int) -> str:
-    """The app's custom panel URL with exactly the parameters Pipedrive appends (platform guide §3)."""
+    """The app's custom panel URL with exactly the parameters Pipedrive appends (platform guide §3),
+    the token signed with that panel's JWT secret (else the fallback)."""
     query = urlencode(
         {
             "id": str(uuid.uuid4()),
             "userId": user.pk,
             "companyId": company.pk,
-            "token": _panel_token(company, user),
+            "token": signed_extension_token(extension=f"{resource}_panel", company=company, user=user),
             "resource": resource,
             "view": "details",
             "selectedIds": record_id,
@@ -71,6 +66,24 @@ def _panel_src(company: SandboxCompany, user: SandboxUser, resource: str, record
         }
     )
     return f"{settings.APP_BASE_URL}/extensions/panels/{resource}/?{query}"
+
+
+def _token_url(company: SandboxCompany, user: SandboxUser, extension: str) -> str:
+    """Where the SDK host gets a fresh token for GET_SIGNED_TOKEN, signed for ``extension``."""
+    return f"/sandbox/extensions/token?{urlencode({'company': company.pk, 'user': user.pk, 'extension': extension})}"
+
+
+def _has_installed(company: SandboxCompany, user: SandboxUser) -> bool:
+    return any(
+        row.user.pk == user.pk and row.client_id == conf.client_id()
+        for row in selectors.installed_apps(company=company)
+    )
+
+
+def _record_events(company: SandboxCompany, entity: str, record_id: int) -> list[ChangeEvent]:
+    """This record's own changes: the entity type and the id must both match (deal 1 is not person 1)."""
+    events = ChangeEvent.objects.filter(company=company, entity=entity, entity_id=record_id)
+    return list(events.select_related("user").order_by("-pk")[:10])
 
 
 def _record_context(request: HttpRequest, company: SandboxCompany, resource: str, record_id: int) -> dict[str, Any]:
@@ -82,9 +95,23 @@ def _record_context(request: HttpRequest, company: SandboxCompany, resource: str
         "resource": resource,
         "extension_host_available": _extension_host_available(),
         "extension_iframe_src": _panel_src(company, actor, resource, record_id),
-        "extension_token_url": f"/sandbox/extensions/token?{urlencode({'company': company.pk, 'user': actor.pk})}",
-        "events": [e for e in selectors.events_recent(company=company, limit=50) if e.entity_id == record_id][:10],
+        "extension_token_url": _token_url(company, actor, f"{resource}_panel"),
+        "events": _record_events(company, resource, record_id),
     }
+
+
+def _json_panel(request: HttpRequest, company: SandboxCompany, resource: str, record_id: int) -> Any:
+    """The app's JSON panel for this record, fetched and rendered as Pipedrive would (GET only)."""
+    if request.method != "GET":
+        return None
+    actor = _acting_user(request, company)
+    return json_panel_show(
+        company=company,
+        user=actor,
+        resource=resource,
+        record_id=record_id,
+        is_shared=not _has_installed(company, actor),
+    )
 
 
 def _form_data(request: HttpRequest, names: tuple[str, ...]) -> dict[str, Any]:
@@ -194,6 +221,10 @@ def deal_page(request: HttpRequest, domain: str, deal_id: int) -> HttpResponse:
             "persons": selectors.company_persons(company=company),
             "statuses": Deal.Status.choices,
             "notes": selectors.record_notes(deal=deal),
+            "custom_fields": custom_fields_display(
+                company=company, entity=FieldDefinition.Entity.DEAL, values=deal.custom_fields
+            ),
+            "json_panel": _json_panel(request, company, "deal", deal.pk),
         }
     )
     return render(request, "sandbox/deal.html", context)
@@ -226,6 +257,10 @@ def person_page(request: HttpRequest, domain: str, person_id: int) -> HttpRespon
             "phone": next((p["value"] for p in person.phones or [] if p.get("value")), ""),
             "deals": selectors.person_deals(person=person),
             "notes": selectors.record_notes(person=person),
+            "custom_fields": custom_fields_display(
+                company=company, entity=FieldDefinition.Entity.PERSON, values=person.custom_fields
+            ),
+            "json_panel": _json_panel(request, company, "person", person.pk),
         }
     )
     return render(request, "sandbox/person.html", context)
@@ -273,6 +308,37 @@ def installed_apps_page(request: HttpRequest, domain: str) -> HttpResponse:
             "company": company,
             "installs": selectors.installed_apps(company=company),
             "callback_url": conf.callback_url(),
+            "app_client_id": conf.client_id(),
+        },
+    )
+
+
+@require_GET
+def app_settings_page(request: HttpRequest, domain: str) -> HttpResponse:
+    """Pipedrive's page for the app's settings: it frames the app's custom UI for app settings with
+    the parameters Pipedrive appends (``id``, ``userId``, ``companyId``, ``token``, ``theme``)."""
+    company = _company(domain)
+    actor = _acting_user(request, company)
+    query = urlencode(
+        {
+            "id": str(uuid.uuid4()),
+            "userId": actor.pk,
+            "companyId": company.pk,
+            "token": signed_extension_token(extension="settings_page", company=company, user=actor),
+            "theme": "light",
+        }
+    )
+    return render(
+        request,
+        "sandbox/app_settings.html",
+        {
+            "company": company,
+            "actor": actor,
+            "users": list(company.users.order_by("pk")),
+            "installed": _has_installed(company, actor),
+            "extension_host_available": _extension_host_available(),
+            "settings_iframe_src": f"{settings.APP_BASE_URL}/extensions/settings/?{query}",
+            "settings_token_url": _token_url(company, actor, "settings_page"),
         },
     )
 
@@ -280,8 +346,12 @@ def installed_apps_page(request: HttpRequest, domain: str) -> HttpResponse:
 @never_cache
 @require_GET
 def extension_token(request: HttpRequest) -> HttpResponse:
-    """A fresh signed token for the SDK's ``GET_SIGNED_TOKEN`` command (valid 5 minutes)."""
+    """A fresh signed token for the SDK's ``GET_SIGNED_TOKEN`` command (valid 5 minutes), signed
+    with the JWT secret of the extension that asks (``extension``; a record panel by default)."""
     user = selectors.user_get(user_id=int(request.GET.get("user", "0") or 0))
     if user is None or str(user.company_id) != request.GET.get("company"):
         raise Http404("No such user in that company")
-    return JsonResponse({"token": _panel_token(user.company, user)})
+    extension = request.GET.get("extension") or "deal_panel"
+    if extension not in settings.EXTENSION_NAMES:
+        raise Http404("No such extension")
+    return JsonResponse({"token": signed_extension_token(extension=extension, company=user.company, user=user)})

@@ -43,4 +43,5 @@ urlpatterns = [
     path("<slug:domain>/persons/<int:person_id>/", page_views.person_page, name="person"),
     path("<slug:domain>/notes/", page_views.note_add, name="note-add"),
     path("<slug:domain>/apps/", page_views.installed_apps_page, name="installed-apps"),
+    path("<slug:domain>/apps/settings/", page_views.app_settings_page, name="app-settings"),
 ]

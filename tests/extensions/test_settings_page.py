@@ -41,6 +41,7 @@ def test_admin_sees_editable_settings(client, seeded_company) -> None:  # type: 
         assert f'value="{entity}"' in html
     assert 'value="deal" checked' in html and 'value="person" checked' in html and 'value="note" checked' not in html
     assert 'name="history_retention_days" min="1" max="3650" value="90"' in html
+    assert "> Activities</label>" in html and "Activitys" not in html
     assert not response.cookies and "csrfmiddlewaretoken" not in html
 
 

@@ -31,6 +31,7 @@ os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 from sandbox import api_limits, webhook_sender  # noqa: E402
 from sandbox.models import SandboxCompany, SandboxUser  # noqa: E402
 from sandbox.seeding import sandbox_seed  # noqa: E402
+from tests.app_in_process import IN_PROCESS_ORIGIN, DjangoClientAdapter, in_process_session  # noqa: E402
 
 SANDBOX_DB = ["default", "sandbox"]
 CLIENT_ID = "sandbox-test-client"
@@ -59,6 +60,27 @@ def _sandbox_defaults(settings) -> Iterator[None]:  # type: ignore[no-untyped-de
     yield
     webhook_sender.pending_retries_cancel()
     api_limits.burst_limiter.reset()
+
+
+@pytest.fixture(autouse=True)
+def _json_panels_in_process(monkeypatch) -> DjangoClientAdapter:  # type: ignore[no-untyped-def]
+    """The sandbox's pages call the app's JSON panels: served in-process for http://testserver."""
+    from sandbox import json_panel_host
+
+    adapter = DjangoClientAdapter()
+    real = json_panel_host.http_session
+    monkeypatch.setattr(
+        json_panel_host,
+        "http_session",
+        lambda: in_process_session(adapter) if settings_app_base_url() == IN_PROCESS_ORIGIN else real(),
+    )
+    return adapter
+
+
+def settings_app_base_url() -> str:
+    from django.conf import settings
+
+    return str(settings.APP_BASE_URL)
 
 
 @pytest.fixture
