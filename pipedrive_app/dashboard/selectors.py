@@ -390,7 +390,8 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[: self.cap + 1].count()
+        queryset: QuerySet[Any] = self.object_list  # type: ignore[assignment]  # always a QuerySet here
+        return queryset[: self.cap + 1].count()
 
     @property
     def is_capped(self) -> bool:
