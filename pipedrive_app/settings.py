@@ -200,6 +200,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 24 * 60 * 60,
     },
     "history-purge-expired": {"task": "pipedrive_app.history.tasks.purge_expired_history", "schedule": 24 * 60 * 60},
+    "dashboard-count-inbox-hours": {"task": "pipedrive_app.dashboard.tasks.count_inbox_hours", "schedule": 5 * 60},
 }
 
 # --- Pipedrive ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ WEBHOOKS_TASKS = frozenset(
         "pipedrive_app.webhooks.tasks.sweep_inbox",
         "pipedrive_app.webhooks.tasks.purge_processed_inbox",
         "pipedrive_app.history.tasks.purge_expired_history",
+        "pipedrive_app.dashboard.tasks.count_inbox_hours",
     }
 )
 PIPEDRIVE_TASKS = frozenset(

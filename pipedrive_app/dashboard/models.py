@@ -95,3 +95,20 @@ class AuditEntry(models.Model):
         if self.operator_action_id is not None and self.operator_action is not None:
             return self.operator_action.status
         return self.result
+
+
+class InboxHourlyCount(models.Model):
+    """Webhook deliveries received in one hour that is over (``dashboard/inbox_counts.py``).
+
+    Written once per hour; it outlives the purge of the events it counted.
+    """
+
+    hour = models.DateTimeField(unique=True)
+    received = models.PositiveIntegerField()
+    counted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("hour",)
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 UTC: {self.received}"

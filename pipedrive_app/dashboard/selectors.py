@@ -14,14 +14,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import CharField, Count, Exists, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from pipedrive_app.installations.models import Company, CompanySettings, Installation, LifecycleEvent
 from pipedrive_app.webhooks.models import CompanyWebhookState, InboxEvent, Subscription
 
 from .charts import Bucket, Series, bar_chart_svg, time_buckets
+from .inbox_counts import TimeKey, hour_floor, open_events_per_hour, received_per_hour, time_key_parse
 from .models import AuditEntry, OperatorAction
 from .payload_masking import payload_mask
 
@@ -240,13 +242,8 @@ LIFECYCLE_SERIES = [
 ]
 
 
-def _hour_floor(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
 def overview_stats(*, now: datetime | None = None, chart_days: int = 30) -> dict[str, Any]:
     now = now or timezone.now()
-    since_24h = now - timedelta(hours=24)
     installations = Installation.objects.aggregate(
         active=Count("pk", filter=Q(status=Installation.Status.ACTIVE)),
         needs_reauth=Count("pk", filter=Q(status=Installation.Status.NEEDS_REAUTH)),
@@ -270,62 +267,46 @@ def overview_stats(*, now: datetime | None = None, chart_days: int = 30) -> dict
         unhealthy=Count("pk", filter=_health_filter(Health.UNHEALTHY)),
         unavailable=Count("pk", filter=_health_filter(Health.UNAVAILABLE)),
     )
-    events = InboxEvent.objects.filter(received_at__gte=since_24h).aggregate(
-        received=Count("pk"),
-        processed=Count("pk", filter=Q(status=InboxEvent.Status.PROCESSED)),
-        dead=Count("pk", filter=Q(status=InboxEvent.Status.DEAD)),
-        pending=Count("pk", filter=Q(status=InboxEvent.Status.PENDING)),
-    )
+    # The last 24 hours, to the hour: the current hour and the 23 before it (one chart's worth of
+    # counts; see inbox_counts.py for why this does not grow with the inbox).
+    hourly = _events_per_hour(now=now, days=7)
+    day_start = hour_floor(now) - timedelta(hours=23)
+    events = {"received": 0, "processed": 0, "dead": 0, "pending": 0}
+    for (hour, status), n in hourly[1].items():
+        if hour >= day_start:
+            events[status] += n
+    events["received"] = events["processed"] + events["dead"] + events["pending"]
     return {
         "companies": {**companies, "uninstalled": uninstalled_companies},
         "installations": installations,
         "webhooks": webhooks,
         "events": events,
-        "events_chart": events_per_hour_chart(now=now),
+        "events_chart": events_per_hour_chart(now=now, hourly=hourly),
         "lifecycle_chart": installs_per_day_chart(now=now, days=chart_days),
         "event_series": EVENT_SERIES,
         "lifecycle_series": LIFECYCLE_SERIES,
     }
 
 
-class _TimeKey(Func):
-    """A timestamp as sortable text cut to the hour ('YYYY-MM-DD HH') or the day ('YYYY-MM-DD').
-
-    Django's TruncHour/TruncDate run a Python function per row on SQLite (half a second over 50,000
-    events); SQLite stores UTC timestamps as ISO text, so a substring is the same key, natively.
-    """
-
-    output_field = CharField()
-
-    def __init__(self, expression: Any, *, hourly: bool) -> None:
-        self.hourly = hourly
-        super().__init__(expression)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, template=f"substr(%(expressions)s, 1, {13 if self.hourly else 10})")
-
-    def as_sql(self, compiler: Any, connection: Any, template: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
-        if template is None:
-            pattern = "YYYY-MM-DD HH24" if self.hourly else "YYYY-MM-DD"
-            template = f"to_char(%(expressions)s AT TIME ZONE 'UTC', '{pattern}')"
-        return super().as_sql(compiler, connection, template=template, **extra)
+# (first hour, counts per (hour, status))
+HourlyCounts = tuple[datetime, dict[tuple[datetime, str], int]]
 
 
-def _key_to_datetime(key: str, *, hourly: bool) -> datetime:
-    parsed = datetime.strptime(key.replace("T", " "), "%Y-%m-%d %H" if hourly else "%Y-%m-%d")
-    return parsed.replace(tzinfo=UTC)
+def _events_per_hour(*, now: datetime, days: int) -> HourlyCounts:
+    """(first hour, counts per (hour, status)) over ``days``: processed = received - pending - dead."""
+    start = hour_floor(now) - timedelta(hours=days * 24 - 1)
+    received = received_per_hour(start=start, now=now)
+    counts = open_events_per_hour(start=start)
+    for hour, n in received.items():
+        still_open = counts.get((hour, "pending"), 0) + counts.get((hour, "dead"), 0)
+        counts[(hour, "processed")] = max(n - still_open, 0)
+    return start, counts
 
 
-def events_per_hour_chart(*, now: datetime, days: int = 7) -> str:
-    start = _hour_floor(now.astimezone(UTC)) - timedelta(hours=days * 24 - 1)
-    rows = (
-        InboxEvent.objects.filter(received_at__gte=start)
-        .annotate(hour=_TimeKey("received_at", hourly=True))
-        .order_by()
-        .values("hour", "status")
-        .annotate(n=Count("pk"))
-    )
-    counts = {(_key_to_datetime(row["hour"], hourly=True), row["status"]): row["n"] for row in rows}
+def events_per_hour_chart(
+    *, now: datetime, days: int = 7, hourly: tuple[datetime, dict[tuple[datetime, str], int]] | None = None
+) -> str:
+    start, counts = hourly or _events_per_hour(now=now, days=days)
     buckets = time_buckets(
         counts=counts, start=start, step=timedelta(hours=1), number=days * 24, label_format="%a %H:00"
     )
@@ -338,7 +319,7 @@ def installs_per_day_chart(*, now: datetime, days: int = 30) -> str:
     start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
     rows = (
         LifecycleEvent.objects.filter(occurred_at__gte=start)
-        .annotate(day=_TimeKey("occurred_at", hourly=False))
+        .annotate(day=TimeKey("occurred_at", hourly=False))
         .order_by()
         .values("day", "kind")
         .annotate(n=Count("pk"))
@@ -353,7 +334,7 @@ def installs_per_day_chart(*, now: datetime, days: int = 30) -> str:
         key = kinds.get(row["kind"])
         if key is None:
             continue  # company_uninstalled follows the last user_uninstalled: not counted twice
-        day = _key_to_datetime(row["day"], hourly=False)
+        day = time_key_parse(row["day"], hourly=False)
         counts[(day, key)] = counts.get((day, key), 0) + row["n"]
     buckets: list[Bucket] = time_buckets(
         counts=counts, start=start, step=timedelta(days=1), number=days, label_format="%d %b"
@@ -398,14 +379,33 @@ def event_list_filtered(
     return queryset
 
 
+class CappedPaginator(Paginator):
+    """Counts no further than ``cap`` rows: an exact count of a million-row inbox is a full scan.
+
+    Past the cap the page says "more than 10,000" and asks for narrower filters; the rows shown are
+    exact either way (newest first, ``LIMIT``/``OFFSET`` on the primary key).
+    """
+
+    cap = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset: QuerySet[Any] = self.object_list  # type: ignore[assignment]  # always a QuerySet here
+        return queryset[: self.cap + 1].count()
+
+    @property
+    def is_capped(self) -> bool:
+        return self.count > self.cap
+
+
 def event_list_page(*, page: int | str = 1, **filters: Any) -> Page:
-    """Two queries: the count and the page (with its company, without the payload).
+    """Two queries: the count (capped) and the page (with its company, without the payload).
 
     Newest first by primary key: rows are inserted as they arrive, so the key's order is arrival
     order, and the primary-key index serves the ORDER BY ... LIMIT without sorting the inbox.
     """
     queryset = event_list_filtered(**filters).select_related("company").defer("body", "last_error").order_by("-pk")
-    return Paginator(queryset, settings.DASHBOARD_PAGE_SIZE).get_page(page)
+    return CappedPaginator(queryset, settings.DASHBOARD_PAGE_SIZE).get_page(page)
 
 
 def event_entities() -> list[str]:

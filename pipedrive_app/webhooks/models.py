@@ -108,6 +108,14 @@ class InboxEvent(models.Model):
         indexes = [
             models.Index(fields=("status", "next_attempt_at"), name="webhooks_inbox_due"),
             models.Index(fields=("company", "received_at"), name="webhooks_inbox_company"),
+            # The dashboard: events per hour (dashboard/inbox_counts.py), pending and dead ones per
+            # hour, and dead events per company, without scanning the inbox.
+            models.Index(fields=("received_at",), name="webhooks_inbox_received"),
+            models.Index(
+                fields=("received_at",), name="webhooks_inbox_pending_at", condition=models.Q(status="pending")
+            ),
+            models.Index(fields=("received_at",), name="webhooks_inbox_dead_at", condition=models.Q(status="dead")),
+            models.Index(fields=("company",), name="webhooks_inbox_dead", condition=models.Q(status="dead")),
         ]
 
     def __str__(self) -> str:
