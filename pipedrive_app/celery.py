@@ -16,5 +16,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipedrive_app.settings")
 app = Celery("pipedrive_app")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+if app.conf.task_always_eager and not app.conf.broker_url:
+    # Eager tasks still take a producer from kombu's pool; with no broker configured that would be a
+    # connection to a default amqp://localhost (and kombu's "No hostname was supplied" warning in the
+    # `make run` log). The in-memory transport makes it a no-op: nothing is sent, nothing is awaited.
+    app.conf.broker_url = "memory://localhost/"
 # A web request's id travels into the tasks it enqueues (core/request_id.py).
 connect_celery_signals()

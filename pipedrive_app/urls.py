@@ -7,6 +7,8 @@ from pipedrive_app.core import health
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the sandbox's, an error page's).
+    path("favicon.ico", health.favicon),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("dashboard/", include("pipedrive_app.dashboard.urls")),
