@@ -20,6 +20,6 @@ if app.conf.task_always_eager and not app.conf.broker_url:
     # Eager tasks still take a producer from kombu's pool; with no broker configured that would be a
     # connection to a default amqp://localhost (and kombu's "No hostname was supplied" warning in the
     # `make run` log). The in-memory transport makes it a no-op: nothing is sent, nothing is awaited.
-    app.conf.broker_url = "memory://localhost/"
+    app.conf.update(broker_url="memory://localhost/")
 # A web request's id travels into the tasks it enqueues (core/request_id.py).
 connect_celery_signals()
