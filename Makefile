@@ -101,6 +101,15 @@ browsers:
 		echo "Chromium is missing; browser tests will skip. Install it with: sudo apt-get install -y chromium"; \
 	fi
 
+# --- Translations of the panels and the settings page (extensions/locale; docs/translations.md) -----
+# Needs GNU gettext (apt-get install gettext). Extracts new strings into every catalog, then compiles
+# the .mo files the app reads (committed: running the app needs no gettext).
+MESSAGE_LANGUAGES := de es fr pt_BR
+.PHONY: messages
+messages: $(VENV)/.deps
+	cd extensions && DEBUG=on ../$(BIN)/python ../manage.py makemessages --no-location --no-obsolete $(addprefix -l ,$(MESSAGE_LANGUAGES))
+	cd extensions && DEBUG=on ../$(BIN)/python ../manage.py compilemessages
+
 # --- Panel server time against a slow Pipedrive (tests/extensions/bench_panels.py) -----------------
 BENCH_DELAY_MS ?= 100
 BENCH_REQUESTS ?= 30

@@ -547,7 +547,8 @@ def panel_history_get(*, panel: PanelContext, entity: str, entity_id: int, limit
                 new_display=viewer_value_display(getattr(entry, "new_value", None), entry.new_display or "", panel),
                 when=viewer_datetime(entry.occurred_at, panel),
                 when_iso=entry.occurred_at.astimezone(zone).isoformat(),
-                actor=entry.actor_name or (f"User {entry.actor_user_id}" if entry.actor_user_id else ""),
+                actor=entry.actor_name
+                or (translation.gettext("User %(id)s") % {"id": entry.actor_user_id} if entry.actor_user_id else ""),
             )
             for entry in entries
         )

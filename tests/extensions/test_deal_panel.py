@@ -200,7 +200,7 @@ def test_company_a_cannot_read_company_bs_deal(client, seeded_company, pipedrive
 def test_theme_and_sdk_wiring(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
     world = seeded_company()
     html = _deal_page(client, world["deal"]["id"], theme="dark").content.decode()
-    assert '<html lang="en" data-theme="dark">' in html
+    assert '<html lang="en-us" data-theme="dark">' in html
     assert '<script src="/static/vendor/app-extensions-sdk/index.umd.js"></script>' in html
     assert '<script src="/static/extensions/panel.js" defer></script>' in html
     assert "<script>" not in html  # no inline code: the page runs under script-src 'self'
@@ -280,7 +280,7 @@ def test_history_is_shown_in_the_viewers_timezone_and_locale(client, seeded_comp
     # 22:30 UTC is 23:30 in Berlin, written the German way (day.month.year).
     assert "15.01.2026 23:30" in html
     assert 'datetime="2026-01-15T23:30:00+01:00"' in html
-    assert "User 501" in html  # an actor without a name
+    assert "Benutzer 501" in html  # an actor without a name, in the viewer's language
     # German number format for the value, too.
     assert "12.500,50 EUR" in html
 
