@@ -205,3 +205,41 @@ def test_a_user_who_has_not_installed_sees_the_install_state(page, live_sandbox,
     assert "Install the app to see this panel" in frame.inner_text("[data-state-message]")
     link = frame.locator("a.button")
     assert link.get_attribute("target") == "_blank" and link.get_attribute("href").endswith("/oauth/install")
+
+
+@pytest.mark.parametrize(
+    ("locale", "value_label", "history_title"),
+    [
+        ("de_DE", "Wert", "Änderungsverlauf"),
+        ("es_ES", "Valor", "Historial de cambios"),
+        ("fr_FR", "Valeur", "Historique des modifications"),
+        ("pt_BR", "Valor", "Histórico de alterações"),
+    ],
+)
+def test_the_deal_panel_in_the_viewers_language(  # type: ignore[no-untyped-def]
+    page,
+    live_sandbox,
+    sandbox_world,
+    screenshot,
+    locale,
+    value_label,
+    history_title,  # noqa: F811
+) -> None:
+    from pipedrive_app.installations.models import Installation
+    from sandbox.models import Deal
+
+    user = sandbox_world.acme_admin
+    _install(live_sandbox, user)
+    # The viewer's Pipedrive language, as the app read it from users/me at install.
+    Installation.objects.filter(pipedrive_user_id=user.pk).update(locale=locale)
+    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False, value__gt=1000).order_by("pk").first()
+
+    _host, frame, _ = _open_record(page, f"{live_sandbox.url}/sandbox/acme/deals/{deal.pk}/?as={user.pk}")
+
+    labels = frame.eval_on_selector_all("dl.fact-list dt", "els => els.map(e => e.textContent)")
+    assert labels[0] == value_label, labels
+    assert frame.text_content("section.history h2") == history_title
+    assert frame.evaluate("() => document.documentElement.lang").lower() == locale.lower().replace("_", "-")
+    assert "," in frame.inner_text("[data-fact=value]")  # decimal comma in all four
+    _wait_resized(page, frame)
+    screenshot(f"panels-deal-{locale}")
