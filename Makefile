@@ -101,6 +101,26 @@ browsers:
 		echo "Chromium is missing; browser tests will skip. Install it with: sudo apt-get install -y chromium"; \
 	fi
 
+# --- axe-core for the accessibility checks in the browser tests (tests/browser/test_accessibility.py) ---
+# Vendored like the SDK (committed; the tests reach nothing but loopback). To upgrade: set AXE_VERSION,
+# empty AXE_SHA256, run `make vendor-axe`, then pin the printed sha256 here.
+AXE_VERSION := 4.14.1
+AXE_SHA256 := 29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c
+AXE_DIR := tests/browser/vendor/axe-core
+.PHONY: vendor-axe
+vendor-axe:
+	@command -v npm >/dev/null || { echo "vendor-axe needs npm (apt-get install -y npm)" >&2; exit 1; }
+	@set -euo pipefail; tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	npm pack --silent --pack-destination "$$tmp" "axe-core@$(AXE_VERSION)" >/dev/null; \
+	tar -xzf "$$tmp"/axe-core-$(AXE_VERSION).tgz -C "$$tmp" package/axe.min.js package/LICENSE; \
+	sum="$$(sha256sum "$$tmp/package/axe.min.js" | cut -d' ' -f1)"; \
+	if [ -n "$(AXE_SHA256)" ] && [ "$$sum" != "$(AXE_SHA256)" ]; then \
+		echo "axe.min.js sha256 $$sum does not match AXE_SHA256 $(AXE_SHA256)" >&2; exit 1; fi; \
+	mkdir -p $(AXE_DIR); cp "$$tmp/package/axe.min.js" "$$tmp/package/LICENSE" $(AXE_DIR)/; \
+	printf '%s\n' "package: axe-core" "version: $(AXE_VERSION)" "sha256: $$sum  axe.min.js" \
+		"source: npm pack axe-core@$(AXE_VERSION), files axe.min.js and LICENSE (MPL-2.0)" > $(AXE_DIR)/VERSION; \
+	echo "vendored axe-core@$(AXE_VERSION) into $(AXE_DIR) (axe.min.js sha256 $$sum)"
+
 # --- Translations of the panels and the settings page (extensions/locale; docs/translations.md) -----
 # Needs GNU gettext (apt-get install gettext). Extracts new strings into every catalog, then compiles
 # the .mo files the app reads (committed: running the app needs no gettext).
