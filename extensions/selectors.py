@@ -38,7 +38,7 @@ from pipedrive_app.pipedrive.errors import (
     PipedriveNotFound,
     PipedriveRateLimited,
 )
-from pipedrive_app.pipedrive.types import ContactPoint, Deal, Person
+from pipedrive_app.pipedrive.types import ContactPoint, Deal, Organization, Person
 
 from .concurrent_calls import CallOutcome, calls_run
 from .panel_auth import PanelContext
@@ -113,11 +113,35 @@ class PersonFacts:
 
 
 @dataclass(frozen=True)
+class PersonBrief:
+    id: int
+    name: str
+    email: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True)
+class OrganizationFacts:
+    id: int
+    name: str
+    address: str | None
+    owner_id: int | None
+    owner_name: str | None
+    open_deals: tuple[OpenDeal, ...]
+    open_deals_more: bool
+    people: tuple[PersonBrief, ...]
+    people_more: bool
+
+
+Facts = DealFacts | PersonFacts | OrganizationFacts
+
+
+@dataclass(frozen=True)
 class PanelData:
     """The outcome of reading a panel: its facts when READY, otherwise why not."""
 
     state: PanelState
-    facts: DealFacts | PersonFacts | None = None
+    facts: Facts | None = None
     retry_after: float | None = None
 
 
@@ -191,12 +215,17 @@ def panel_records_touch(*, company_pk: int, records: list[Record]) -> None:
     cache.set_many({_touch_key(company_pk, e, i): uuid.uuid4().hex for e, i in records}, timeout)
 
 
-def _records_shown(facts: DealFacts | PersonFacts | None) -> tuple[Record, ...]:
+def _records_shown(facts: Facts | None) -> tuple[Record, ...]:
+    shown: list[tuple[str, int | None]]
     if isinstance(facts, DealFacts):
         shown = [("deal", facts.id), ("person", facts.person_id), ("organization", facts.org_id)]
     elif isinstance(facts, PersonFacts):
         shown = [("person", facts.id), ("organization", facts.org_id)]
         shown += [("deal", deal.id) for deal in facts.open_deals]
+    elif isinstance(facts, OrganizationFacts):
+        shown = [("organization", facts.id)]
+        shown += [("deal", deal.id) for deal in facts.open_deals]
+        shown += [("person", person.id) for person in facts.people]
     else:
         return ()
     return tuple((entity, record_id) for entity, record_id in shown if record_id is not None)
@@ -477,6 +506,84 @@ def person_panel_get(*, panel: PanelContext) -> PanelData:
         return PanelData(PanelState.READY, facts=facts)
 
     return _read_panel(panel, "person", build)
+
+
+# --- organization panel -----------------------------------------------------------------------------
+
+MAX_PEOPLE = 9
+
+
+def _primary(points: tuple[ContactPoint, ...]) -> str | None:
+    for point in points:
+        if point.primary:
+            return point.value
+    return points[0].value if points else None
+
+
+def _open_deals(page: Any, names: Callable[[str, int | None], Any]) -> tuple[tuple[OpenDeal, ...], bool]:
+    deals = list(page.items) if page is not None else []
+    more = len(deals) > MAX_OPEN_DEALS or bool(page and page.has_more)
+    shown = tuple(
+        OpenDeal(
+            id=deal.id,
+            title=deal.title,
+            value=deal.value,
+            currency=deal.currency,
+            stage_id=deal.stage_id,
+            stage_name=names("stage", deal.stage_id),
+        )
+        for deal in deals[:MAX_OPEN_DEALS]
+    )
+    return shown, more
+
+
+def organization_panel_get(*, panel: PanelContext) -> PanelData:
+    """The organization, its open deals (with stages) and its people: three reads at once, then the
+    owner's and stages' names (cached; one round trip on later views, as for the other panels)."""
+    org_id = panel.selected_id
+    assert org_id is not None
+
+    def build(client: PipedriveClient) -> PanelData:
+        owner: dict[str, str | None] = {}
+
+        def references_of(outcomes: dict[str, CallOutcome]) -> set[Reference]:
+            organization: Organization = _required(outcomes["organization"])
+            owner["name"], refs = _owner_reference(panel, organization.owner_id)
+            deals = outcomes["deals"].value if outcomes["deals"].ok else None
+            stages = {deal.stage_id for deal in (deals.items[:MAX_OPEN_DEALS] if deals else ()) if deal.stage_id}
+            return refs | {("stage", stage_id) for stage_id in stages}
+
+        primary: dict[str, Callable[[], Any]] = {
+            "organization": lambda: client.get_organization(org_id),
+            "deals": lambda: client.list_deals(org_id=org_id, status="open", limit=MAX_OPEN_DEALS + 1),
+            "people": lambda: client.list_persons(org_id=org_id, limit=MAX_PEOPLE + 1),
+        }
+        outcomes, found = _read_with_references(panel, client, "organization", primary, references_of)
+        organization: Organization = outcomes["organization"].value
+
+        def name(kind: str, ref_id: int | None) -> Any:
+            return None if ref_id is None else _optional(found.get((kind, ref_id)))
+
+        open_deals, deals_more = _open_deals(outcomes["deals"].value if outcomes["deals"].ok else None, name)
+        people_page = outcomes["people"].value if outcomes["people"].ok else None
+        people = list(people_page.items) if people_page is not None else []
+        facts = OrganizationFacts(
+            id=organization.id,
+            name=organization.name,
+            address=organization.address,
+            owner_id=organization.owner_id,
+            owner_name=owner.get("name") or name("user", organization.owner_id),
+            open_deals=open_deals,
+            open_deals_more=deals_more,
+            people=tuple(
+                PersonBrief(id=p.id, name=p.name, email=_primary(p.emails), phone=_primary(p.phones))
+                for p in people[:MAX_PEOPLE]
+            ),
+            people_more=len(people) > MAX_PEOPLE or bool(people_page and people_page.has_more),
+        )
+        return PanelData(PanelState.READY, facts=facts)
+
+    return _read_panel(panel, "organization", build)
 
 
 # --- history ----------------------------------------------------------------------------------------

@@ -68,15 +68,18 @@ def _note_html(text: str) -> str:
     return "<br>".join(paragraphs)
 
 
+NOTE_TARGETS = {"deal": "deal_id", "person": "person_id", "organization": "org_id"}
+
+
 def panel_note_create(*, panel: PanelContext, resource: str, record_id: int, content: str) -> NoteCreated:
-    """Create a note on the deal or person, as the viewer."""
+    """Create a note on the deal, person or organization, as the viewer."""
     text = (content or "").strip()
     if not text:
         raise ActionRefused(gettext("Write something before adding the note."))
     if len(text) > MAX_NOTE_LENGTH:
         raise ActionRefused(gettext("A note can be at most %(limit)d characters long.") % {"limit": MAX_NOTE_LENGTH})
-    if resource not in {"deal", "person"}:
-        raise ActionRefused(gettext("Notes can be added to deals and persons only."))
+    if resource not in NOTE_TARGETS:
+        raise ActionRefused(gettext("Notes can be added to deals, people and organizations only."))
     installation = _active_installation(panel)
     try:
         client = viewer_client(installation)
@@ -85,10 +88,7 @@ def panel_note_create(*, panel: PanelContext, resource: str, record_id: int, con
     except PipedriveError:
         raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
     try:
-        if resource == "deal":
-            note = client.create_note(content=_note_html(text), deal_id=record_id)
-        else:
-            note = client.create_note(content=_note_html(text), person_id=record_id)
+        note = client.create_note(content=_note_html(text), **{NOTE_TARGETS[resource]: record_id})
     except (NeedsReauth, InstallationNotActive):
         raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
     except PipedriveRateLimited:

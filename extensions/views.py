@@ -58,6 +58,13 @@ def person_panel(request: HttpRequest, panel: PanelContext) -> HttpResponse:
     return _panel_page(request, panel, "extensions/person_panel.html", selectors.person_panel_get(panel=panel))
 
 
+@extension_page(extension="organization_panel", resource="organization")
+def organization_panel(request: HttpRequest, panel: PanelContext) -> HttpResponse:
+    return _panel_page(
+        request, panel, "extensions/organization_panel.html", selectors.organization_panel_get(panel=panel)
+    )
+
+
 @extension_json(extension="deal_json_panel", resource="deal")
 def deal_json_panel(request: HttpRequest, panel: PanelContext) -> tuple[int, dict[str, Any]]:
     data = selectors.deal_panel_get(panel=panel)
@@ -72,10 +79,17 @@ def person_json_panel(request: HttpRequest, panel: PanelContext) -> tuple[int, d
     return json_panel_response(panel=panel, data=selectors.person_panel_get(panel=panel))
 
 
-@extension_action(extensions=("deal_panel", "person_panel"), require_record=True)
+@extension_json(extension="organization_json_panel", resource="organization")
+def organization_json_panel(request: HttpRequest, panel: PanelContext) -> tuple[int, dict[str, Any]]:
+    return json_panel_response(panel=panel, data=selectors.organization_panel_get(panel=panel))
+
+
+@extension_action(extensions=("deal_panel", "person_panel", "organization_panel"), require_record=True)
 def note_create(request: HttpRequest, panel: PanelContext, body: dict[str, Any]) -> HttpResponse:
-    if panel.resource not in {"deal", "person"} or panel.selected_id is None:
-        return action_answer(ok=False, message=gettext("Notes can be added to deals and persons only."), status=400)
+    if panel.resource not in services.NOTE_TARGETS or panel.selected_id is None:
+        return action_answer(
+            ok=False, message=gettext("Notes can be added to deals, people and organizations only."), status=400
+        )
     try:
         created = services.panel_note_create(
             panel=panel, resource=panel.resource, record_id=panel.selected_id, content=str(body.get("content", ""))

@@ -251,7 +251,15 @@ EXTENSIONS_JWT_REQUIRE_EXPIRY = env.bool("EXTENSIONS_JWT_REQUIRE_EXPIRY", defaul
 # One JWT secret per extension, as Developer Hub allows: PIPEDRIVE_JWT_SECRET_<NAME> (NAME one of
 # EXTENSION_NAMES, upper case). An extension without its own uses PIPEDRIVE_JWT_SECRET, which
 # defaults to the client secret (Pipedrive signs with the client secret when no JWT secret is set).
-EXTENSION_NAMES = ("deal_panel", "person_panel", "deal_json_panel", "person_json_panel", "settings_page")
+EXTENSION_NAMES = (
+    "deal_panel",
+    "person_panel",
+    "organization_panel",
+    "deal_json_panel",
+    "person_json_panel",
+    "organization_json_panel",
+    "settings_page",
+)
 PIPEDRIVE_EXTENSION_JWT_SECRETS = {
     name: secret for name in EXTENSION_NAMES if (secret := env.str(f"PIPEDRIVE_JWT_SECRET_{name.upper()}", default=""))
 }
