@@ -73,7 +73,17 @@ BUILT_IN_LABELS: dict[str, dict[str, str]] = {
     },
     "product": {"code": "Product code", "unit": "Unit", "tax": "Tax", "prices": "Prices"},
     "note": {"content": "Content", "deal_id": "Deal", "pinned_to_deal_flag": "Pinned to deal"},
-    "lead": {"title": "Title", "value": "Value", "expected_close_date": "Expected close date"},
+    "lead": {
+        "title": "Title",
+        "value": "Value",
+        "expected_close_date": "Expected close date",
+        "organization_id": "Organization",
+        "creator_id": "Creator",
+        "was_seen": "Seen",
+        "source_name": "Source",
+        "origin": "Source origin",
+        "channel": "Source channel",
+    },
 }
 BUILT_IN_OPTIONS: dict[str, dict[str, str]] = {
     "status": {"open": "Open", "won": "Won", "lost": "Lost", "deleted": "Deleted"},
@@ -142,6 +152,10 @@ def value_display(value: Any, *, options: Mapping[str, str] | None = None) -> st
     if isinstance(value, Mapping):
         # v2 typed custom field values ({"type", "id" | "value" | "values"}), monetary
         # ({"value", "currency"}), address ({"value", ...}) and v1 related objects ({"name", "value"}).
+        if "amount" in value and not isinstance(value["amount"], (dict, list)):  # a lead's value
+            amount = value_display(value["amount"])
+            currency = value.get("currency")
+            return f"{amount} {currency}" if amount and isinstance(currency, str) else amount
         if isinstance(value.get("values"), list):
             return value_display(value["values"], options=options)
         if "name" in value and isinstance(value["name"], str):

@@ -38,6 +38,9 @@ REFERENCE_FIELDS: dict[str, str] = {
     "person_id": "person",
     "org_id": "organization",
     "deal_id": "deal",
+    # v2 names (leads, and every v2 record's creator).
+    "organization_id": "organization",
+    "creator_id": "user",
 }
 FALLBACK_NOUNS = {
     "stage": "Stage",

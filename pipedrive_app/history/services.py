@@ -163,7 +163,7 @@ def field_changes(*, delivery: Delivery) -> list[tuple[str, Any, Any]]:
     return changes
 
 
-def _record_title(record: Mapping[str, Any] | None, entity_id: int) -> str:
+def _record_title(record: Mapping[str, Any] | None, entity_id: str) -> str:
     if isinstance(record, Mapping):
         for key in ("title", "name", "subject"):
             value = record.get(key)

@@ -79,3 +79,19 @@ def post_event(client: Client, django_capture_on_commit_callbacks) -> Callable[.
             )
 
     return post
+
+
+@pytest.fixture
+def docs_company(pipedrive, install_user):  # type: ignore[no-untyped-def]  # noqa: F811
+    """The company of the migration guide's examples (8087566), installed by its user 12415231,
+    tracking every trackable entity, with the records the examples refer to at the double."""
+    from tests.webhooks.docs_examples import DOCS_COMPANY, DOCS_USER
+
+    installation = install_user(DOCS_COMPANY, DOCS_USER, name="Sample person")
+    company = installation.company
+    CompanySettings.objects.update_or_create(
+        company=company, defaults={"tracked_entities": list(CompanySettings.TRACKABLE_ENTITIES)}
+    )
+    pipedrive.add_organization(DOCS_COMPANY, id=2, name="Lead Org")
+    pipedrive.add_person(DOCS_COMPANY, id=11, name="Lead Person")
+    return company, webhook_state_get_or_create(company=company)
