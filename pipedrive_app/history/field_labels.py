@@ -73,6 +73,20 @@ BUILT_IN_LABELS: dict[str, dict[str, str]] = {
     },
     "product": {"code": "Product code", "unit": "Unit", "tax": "Tax", "prices": "Prices"},
     "note": {"content": "Content", "deal_id": "Deal", "pinned_to_deal_flag": "Pinned to deal"},
+    "pipeline": {
+        "deal_probability": "Deal probability",
+        "active_flag": "Active",
+        "order_nr": "Order",
+        "url_title": "URL title",
+    },
+    "stage": {
+        "deal_probability": "Deal probability",
+        "rotten_flag": "Rotting",
+        "rotten_days": "Rotting after (days)",
+        "active_flag": "Active",
+        "order_nr": "Order",
+        "pipeline_id": "Pipeline",
+    },
     "lead": {
         "title": "Title",
         "value": "Value",

@@ -10,9 +10,10 @@ from typing import Any
 
 DOCS = Path(__file__).resolve().parents[1] / "fixtures" / "pipedrive_docs"
 WEBHOOKS = DOCS / "webhooks"
-# The company and user every v2 example of the migration guide names.
+# The companies the migration guide's v2 examples name, with the user each one's examples name.
 DOCS_COMPANY = 8087566
 DOCS_USER = 12415231
+DOCS_COMPANIES = {DOCS_COMPANY: (DOCS_USER, "Sample person"), 12345: (123456, "Example user")}
 
 
 @dataclass(frozen=True)
