@@ -91,7 +91,9 @@ def docs_companies(pipedrive, install_user):  # type: ignore[no-untyped-def]  # 
 
     found = {}
     for company_id, (user_id, user_name) in DOCS_COMPANIES.items():
-        company = install_user(company_id, user_id, name=user_name).company
+        # users:read, so that user references can be named (GET /users/{id}).
+        scopes = "base,deals:full,contacts:full,admin,users:read"
+        company = install_user(company_id, user_id, name=user_name, scopes=scopes).company
         CompanySettings.objects.update_or_create(
             company=company, defaults={"tracked_entities": list(CompanySettings.TRACKABLE_ENTITIES)}
         )
