@@ -24,6 +24,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import F
 from django.utils import timezone
 
+from pipedrive_app.core.parsing import text_clean
 from pipedrive_app.installations.models import Company, Installation
 from pipedrive_app.installations.services import InstallationNotActive, installation_client
 from pipedrive_app.pipedrive.errors import (
@@ -36,9 +37,9 @@ from pipedrive_app.pipedrive.errors import (
 )
 from pipedrive_app.pipedrive.types import Webhook
 
-from .handlers import EventContext, handlers_for
+from .handlers import EventContext, EventSkipped, handlers_for
 from .models import CompanyWebhookState, InboxEvent, Subscription
-from .payloads import Delivery, InvalidDelivery, delivery_parse
+from .payloads import Delivery, UnreadableDelivery, delivery_parse
 from .selectors import (
     DesiredSubscription,
     desired_subscriptions,
@@ -283,24 +284,31 @@ def companies_for_reconciliation() -> list[int]:
 # --- inbox: receive -----------------------------------------------------------------------------
 
 
-class DeliveryForOtherCompany(InvalidDelivery):
-    """The event's company is not the company the URL key belongs to."""
-
-
 @dataclass(frozen=True)
 class ReceiveResult:
     inbox_event_id: int | None
     duplicate: bool
 
 
-def inbox_event_receive(*, state: CompanyWebhookState, delivery: Delivery, body: str) -> ReceiveResult:
+def inbox_event_receive(
+    *, state: CompanyWebhookState, delivery: Delivery | UnreadableDelivery, body: str
+) -> ReceiveResult:
     """Store the delivery (once per event) and queue its processing once it is committed.
 
     One INSERT in autocommit: the row is durable before Pipedrive hears 200, and the enqueue that
-    ``on_commit`` runs right after it can only find a committed row.
+    ``on_commit`` runs right after it can only find a committed row. A delivery whose content the app
+    cannot use (or that names another company) is kept as ``unprocessable`` with the reason, and
+    acknowledged like any other: Pipedrive bans webhooks whose deliveries fail.
     """
-    if delivery.pipedrive_company_id != state.company.pipedrive_company_id:
-        raise DeliveryForOtherCompany("the event belongs to another company than this URL")
+    status, reason = InboxEvent.Status.PENDING, ""
+    if isinstance(delivery, UnreadableDelivery):
+        status, reason = InboxEvent.Status.UNPROCESSABLE, delivery.reason
+    elif delivery.pipedrive_company_id != state.company.pipedrive_company_id:
+        status = InboxEvent.Status.UNPROCESSABLE
+        reason = f"the event names company {delivery.pipedrive_company_id}, not the company of this URL"
+    if status != InboxEvent.Status.PENDING:
+        logger.info("webhook for company %s kept unprocessed: %s", state.company_id, reason)
+    readable = isinstance(delivery, Delivery)
     try:
         # Inside a caller's transaction a savepoint keeps a duplicate from breaking it; otherwise
         # no BEGIN/COMMIT round trips.
@@ -312,8 +320,11 @@ def inbox_event_receive(*, state: CompanyWebhookState, delivery: Delivery, body:
                 entity=delivery.entity,
                 action=delivery.action,
                 entity_id=delivery.entity_id,
-                occurred_at=delivery.occurred_at,
-                body=body,
+                occurred_at=delivery.occurred_at if isinstance(delivery, Delivery) else None,
+                body=text_clean(body),
+                status=status,
+                reason=reason,
+                processed_at=None if status == InboxEvent.Status.PENDING else timezone.now(),
             )
     except IntegrityError:
         counted = InboxEvent.objects.filter(company_id=state.company_id, dedup_key=delivery.dedup_key).update(
@@ -323,7 +334,8 @@ def inbox_event_receive(*, state: CompanyWebhookState, delivery: Delivery, body:
             raise CompanyGone("the company of this URL is no longer installed") from None
         return ReceiveResult(inbox_event_id=None, duplicate=True)
     event_id = row.pk
-    transaction.on_commit(lambda: inbox_event_enqueue(inbox_event_id=event_id), robust=True)
+    if readable and status == InboxEvent.Status.PENDING:
+        transaction.on_commit(lambda: inbox_event_enqueue(inbox_event_id=event_id), robust=True)
     return ReceiveResult(inbox_event_id=event_id, duplicate=False)
 
 
@@ -393,12 +405,20 @@ def inbox_event_process(*, inbox_event_id: int) -> str:
         return "skipped"
     try:
         delivery = delivery_parse(row.body.encode("utf-8"))
-    except InvalidDelivery as exc:
-        return _inbox_event_fail(inbox_event_id, exc, transient=False)
+    except ValueError as exc:  # InvalidDelivery: not JSON (the receiver refuses those)
+        return _inbox_event_settle(inbox_event_id, InboxEvent.Status.UNPROCESSABLE, str(exc))
+    if isinstance(delivery, UnreadableDelivery):
+        return _inbox_event_settle(inbox_event_id, InboxEvent.Status.UNPROCESSABLE, delivery.reason)
     context = EventContext(inbox_event_id=row.pk, company_id=row.company_id, delivery=delivery)
     handlers = handlers_for(entity=delivery.entity, action=delivery.action)
+    if not handlers:
+        reason = f"nothing in the app handles {delivery.entity}.{delivery.action} events"
+        return _inbox_event_settle(inbox_event_id, InboxEvent.Status.SKIPPED, reason)
     try:
-        prepared = [handler.prepare(context) for handler in handlers]
+        try:
+            prepared = [handler.prepare(context) for handler in handlers]
+        except EventSkipped as exc:
+            return _inbox_event_settle(inbox_event_id, InboxEvent.Status.SKIPPED, exc.reason)
         with transaction.atomic():
             # The claim: a row another worker holds is skipped, a processed one is not pending.
             claimed = (
@@ -423,6 +443,16 @@ def inbox_event_process(*, inbox_event_id: int) -> str:
         logger.exception("inbox event %s: handler failed", inbox_event_id)
         return _inbox_event_fail(inbox_event_id, exc, transient=False)
     return "processed"
+
+
+def _inbox_event_settle(inbox_event_id: int, status: str, reason: str) -> str:
+    """Mark a pending event skipped or unprocessable (acknowledged, kept, never retried)."""
+    settled = InboxEvent.objects.filter(pk=inbox_event_id, status=InboxEvent.Status.PENDING).update(
+        status=status, reason=text_clean(reason)[:500], processed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if settled:
+        logger.info("inbox event %s %s: %s", inbox_event_id, status, reason[:200])
+    return status if settled else "skipped"
 
 
 def _inbox_event_fail(inbox_event_id: int, exc: BaseException, *, transient: bool) -> str:
