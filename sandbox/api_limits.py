@@ -41,6 +41,7 @@ class Operation:
 # The operations the sandbox implements. Costs and scopes are overwritten from the OpenAPI files.
 OPERATIONS: dict[str, Operation] = {
     "users.me": Operation("v1", "get", "/users/me", 2, ("base",)),
+    "users.list": Operation("v1", "get", "/users", 20, ("users:read",)),
     "users.get": Operation("v1", "get", "/users/{id}", 2, ("users:read",)),
     "notes.list": Operation("v1", "get", "/notes", 20, ("deals:read", "deals:full", "contacts:read", "contacts:full")),
     "notes.create": Operation("v1", "post", "/notes", 10, ("deals:full", "contacts:full")),

@@ -147,6 +147,14 @@ def _user_get(call: ApiCall, user_id: int) -> HttpResponse:
     return _ok(representations.user_v1(user, viewer_id=call.user.pk))
 
 
+@api_operation("users.list")
+def _users_list(call: ApiCall) -> HttpResponse:
+    """``GET /api/v1/users``: every user of the token's company (scope ``users:read``)."""
+    rows = selectors.company_users(company=call.company)
+    return _ok([representations.user_v1(row, viewer_id=call.user.pk) for row in rows])
+
+
+users = _method_router(get=_users_list)
 users_me = _method_router(get=_users_me)
 user = _method_router(get=_user_get)
 

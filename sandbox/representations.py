@@ -32,10 +32,12 @@ def v1_time(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _number(value: Decimal | None) -> int | float | None:
+def _number(value: Decimal | float | int | str | None) -> int | float | None:
+    """A JSON number; the model's default (an int) and a saved Decimal read alike."""
     if value is None:
         return None
-    return int(value) if value == value.to_integral_value() else float(value)
+    amount = Decimal(str(value))
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
 
 
 def _day(value: date | None) -> str | None:

@@ -152,6 +152,10 @@ def company_user_get(*, company: SandboxCompany, user_id: int) -> SandboxUser | 
     return SandboxUser.objects.filter(company=company, pk=user_id).first()
 
 
+def company_users(*, company: SandboxCompany) -> list[SandboxUser]:
+    return list(SandboxUser.objects.filter(company=company).order_by("pk"))
+
+
 _SORT_DIRECTIONS = ("asc", "desc")
 
 

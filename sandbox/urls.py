@@ -20,6 +20,7 @@ urlpatterns = [
     path("oauth/token", oauth_views.token, name="oauth-token"),
     path("oauth/revoke", oauth_views.revoke, name="oauth-revoke"),
     # REST API under each company's api_domain
+    path("<slug:domain>/api/v1/users", api_views.users),
     path("<slug:domain>/api/v1/users/me", api_views.users_me),
     path("<slug:domain>/api/v1/users/<int:user_id>", api_views.user),
     path("<slug:domain>/api/v1/notes", api_views.notes),
