@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import requests
 from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
@@ -28,7 +29,7 @@ from django.utils import formats, timezone, translation
 
 from pipedrive_app.history.field_labels import temporal_value
 from pipedrive_app.installations.models import CompanySettings, Installation
-from pipedrive_app.installations.services import InstallationNotActive, NeedsReauth
+from pipedrive_app.installations.services import InstallationNotActive, NeedsReauth, TokenRefreshFailed
 from pipedrive_app.pipedrive.client import PipedriveClient
 from pipedrive_app.pipedrive.errors import (
     PipedriveAuthError,
@@ -54,6 +55,7 @@ class PanelState(StrEnum):
     NEEDS_REAUTH = "needs_reauth"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
+    SLOW = "slow"  # Pipedrive (or its token endpoint) did not answer within the panel's time budget
     NOT_FOUND = "not_found"
     FORBIDDEN = "forbidden"
 
@@ -151,6 +153,8 @@ def _failure_state(error: BaseException) -> PanelData:
         return PanelData(PanelState.NOT_FOUND)
     if isinstance(error, PipedriveForbidden):
         return PanelData(PanelState.FORBIDDEN)
+    if isinstance(error, TokenRefreshFailed) or isinstance(error.__cause__, requests.Timeout):
+        return PanelData(PanelState.SLOW)
     if isinstance(error, PipedriveError):
         return PanelData(PanelState.UNAVAILABLE)
     raise error
