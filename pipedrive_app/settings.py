@@ -348,6 +348,8 @@ ACCOUNT_SESSION_REMEMBER = False
 # ACCOUNT_RATE_LIMITS is left unset on purpose: allauth's default limits (login, failed logins,
 # password reset, ...) stay on.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# TOTP and recovery-code seeds are encrypted at rest with TOKEN_ENCRYPTION_KEYS (dashboard/adapters.py).
+MFA_ADAPTER = "pipedrive_app.dashboard.adapters.OperatorMFAAdapter"
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Pipedrive app operators")
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
