@@ -23,6 +23,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from pipedrive_app.core import locks
+from pipedrive_app.core.cache_purge import cache_delete_prefixes
 from pipedrive_app.pipedrive.client import PipedriveClient
 from pipedrive_app.pipedrive.errors import (
     ApiDomainNotAllowed,
@@ -131,6 +132,33 @@ _installation_uninstalled_hooks: list[Callable[[int], None]] = []
 def register_installation_uninstalled_hook(hook: Callable[[int], None]) -> None:
     if hook not in _installation_uninstalled_hooks:
         _installation_uninstalled_hooks.append(hook)
+
+
+# Callables naming the cache key prefixes that hold a company's data (or, with a user id, one
+# user's): ``(company_pk, pipedrive_company_id, pipedrive_user_id or None) -> prefixes``. Apps that
+# cache Pipedrive data register from AppConfig.ready(); uninstall deletes those entries after commit.
+_cache_prefix_providers: list[Callable[[int, int, int | None], list[str]]] = []
+
+
+def register_company_cache_prefixes(provider: Callable[[int, int, int | None], list[str]]) -> None:
+    if provider not in _cache_prefix_providers:
+        _cache_prefix_providers.append(provider)
+
+
+def company_caches_purge(*, company_pk: int, pipedrive_company_id: int, pipedrive_user_id: int | None = None) -> int:
+    """Delete what the caches hold for the company (or, with ``pipedrive_user_id``, for that user)."""
+    prefixes = [
+        prefix
+        for provider in list(_cache_prefix_providers)
+        for prefix in provider(company_pk, pipedrive_company_id, pipedrive_user_id)
+    ]
+    try:
+        deleted = cache_delete_prefixes(prefixes)
+    except Exception:  # a cache outage must not fail an uninstall; the entries expire by themselves
+        logger.exception("company %s: cached data not purged", pipedrive_company_id)
+        return 0
+    logger.info("company %s: %d cached entr(ies) purged", pipedrive_company_id, deleted)
+    return deleted
 
 
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 3650
@@ -709,6 +737,13 @@ def installation_uninstall(
         if remaining:
             company_pk = company.pk
             transaction.on_commit(lambda: [hook(company_pk) for hook in list(_installation_uninstalled_hooks)])
+            transaction.on_commit(
+                lambda: company_caches_purge(
+                    company_pk=company_pk,
+                    pipedrive_company_id=pipedrive_company_id,
+                    pipedrive_user_id=pipedrive_user_id,
+                )
+            )
             return UninstallResult(installation_found=installation is not None, company_purged=False)
         _company_purge(company=company, source=source)
     return UninstallResult(installation_found=installation is not None, company_purged=True)
@@ -719,8 +754,13 @@ def _company_purge(*, company: Company, source: LifecycleEvent.Source) -> None:
     LifecycleEvent.objects.create(
         kind=LifecycleEvent.Kind.COMPANY_UNINSTALLED, source=source, pipedrive_company_id=company.pipedrive_company_id
     )
+    company_pk, pipedrive_company_id = company.pk, company.pipedrive_company_id
     company.delete()
-    logger.info("company %s uninstalled; its app data was purged", company.pipedrive_company_id)
+    # Cached panels and names (deal titles, people) go too, once the deletion has committed.
+    transaction.on_commit(
+        lambda: company_caches_purge(company_pk=company_pk, pipedrive_company_id=pipedrive_company_id)
+    )
+    logger.info("company %s uninstalled; its app data was purged", pipedrive_company_id)
 
 
 def installation_uninstall_by_vendor(*, installation: Installation) -> UninstallResult:
