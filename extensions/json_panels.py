@@ -161,4 +161,6 @@ def json_panel_response(
     if data.state == PanelState.RATE_LIMITED:
         wait = f" in about {max(1, round(data.retry_after))} seconds" if data.retry_after else " in a minute"
         return json_error("Pipedrive is busy", f"The API rate limit was reached. Try again{wait}.", status=429)
+    if data.state == PanelState.SLOW:
+        return json_error("Pipedrive is slow", "Pipedrive did not answer in time. Retry in a few seconds.", status=503)
     return json_error("Pipedrive could not be reached", "Try again in a moment.", status=503)

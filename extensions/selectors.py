@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import requests
 from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
@@ -29,7 +30,7 @@ from django.utils import formats, timezone, translation
 
 from pipedrive_app.history.field_labels import temporal_value
 from pipedrive_app.installations.models import CompanySettings, Installation
-from pipedrive_app.installations.services import InstallationNotActive, NeedsReauth
+from pipedrive_app.installations.services import InstallationNotActive, NeedsReauth, TokenRefreshFailed
 from pipedrive_app.pipedrive.client import PipedriveClient
 from pipedrive_app.pipedrive.errors import (
     PipedriveAuthError,
@@ -55,6 +56,7 @@ class PanelState(StrEnum):
     NEEDS_REAUTH = "needs_reauth"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
+    SLOW = "slow"  # Pipedrive (or its token endpoint) did not answer within the panel's time budget
     NOT_FOUND = "not_found"
     FORBIDDEN = "forbidden"
 
@@ -176,6 +178,8 @@ def _failure_state(error: BaseException) -> PanelData:
         return PanelData(PanelState.NOT_FOUND)
     if isinstance(error, PipedriveForbidden):
         return PanelData(PanelState.FORBIDDEN)
+    if isinstance(error, TokenRefreshFailed) or isinstance(error.__cause__, requests.Timeout):
+        return PanelData(PanelState.SLOW)
     if isinstance(error, PipedriveError):
         return PanelData(PanelState.UNAVAILABLE)
     raise error
@@ -183,6 +187,13 @@ def _failure_state(error: BaseException) -> PanelData:
 
 def _cache_key(panel: PanelContext, *parts: object) -> str:
     return ":".join(["extensions", str(panel.company.pk), str(panel.pipedrive_user_id), *map(str, parts)])
+
+
+def panel_cache_prefixes(company_pk: int, pipedrive_company_id: int, pipedrive_user_id: int | None) -> list[str]:
+    """What uninstall deletes: a user's cached panels and names, or all of the company's."""
+    if pipedrive_user_id is not None:
+        return [f"extensions:{company_pk}:{pipedrive_user_id}:"]
+    return [f"extensions:{company_pk}:", f"extensions:touched:{company_pk}:"]
 
 
 # --- the panel cache follows the records ------------------------------------------------------------

@@ -177,6 +177,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Workers keep Django's LOGGING (redaction, request id, LOG_FORMAT): see pipedrive_app/celery.py.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
@@ -216,6 +218,9 @@ PIPEDRIVE_TOKEN_REFRESH_MARGIN = env.int("PIPEDRIVE_TOKEN_REFRESH_MARGIN", defau
 # Pipedrive kills a refresh token unused for 60 days; refresh idle ones well before that.
 PIPEDRIVE_REFRESH_IDLE_DAYS = env.int("PIPEDRIVE_REFRESH_IDLE_DAYS", default=50)
 PIPEDRIVE_HTTP_TIMEOUT = env.float("PIPEDRIVE_HTTP_TIMEOUT", default=15.0)
+# A failed or timed-out token refresh is remembered this long per installation: callers meanwhile use
+# a still-valid access token or give up at once, instead of each calling the token endpoint again.
+PIPEDRIVE_TOKEN_FAILURE_MEMORY_SECONDS = env.float("PIPEDRIVE_TOKEN_FAILURE_MEMORY_SECONDS", default=10.0)
 PIPEDRIVE_OAUTH_STATE_TTL = 10 * 60
 # Client-side API limits shared by every process (pipedrive/ratelimit.py): burst per token over a
 # rolling window (Pipedrive allows 80 per 2 s on the smallest plan; 75 leaves room for network
@@ -272,6 +277,11 @@ EXTENSIONS_LOOKUP_CACHE_SECONDS = env.int("EXTENSIONS_LOOKUP_CACHE_SECONDS", def
 # A panel must answer within Pipedrive's 10 s: wait out a 429 once, briefly, then say so.
 EXTENSIONS_RATE_LIMIT_MAX_WAITS = env.int("EXTENSIONS_RATE_LIMIT_MAX_WAITS", default=1)
 EXTENSIONS_RATE_LIMIT_MAX_WAIT_SECONDS = env.float("EXTENSIONS_RATE_LIMIT_MAX_WAIT_SECONDS", default=2.0)
+# A panel's time budget (Pipedrive hides an iframe that has not initialized within 10 s): how long
+# it waits for a token refresh (its own or another request's), and the timeout of its API calls.
+# Past the budget it answers "Pipedrive is slow, retry"; the refresh finishes in the background.
+EXTENSIONS_TOKEN_WAIT_SECONDS = env.float("EXTENSIONS_TOKEN_WAIT_SECONDS", default=3.0)
+EXTENSIONS_API_TIMEOUT_SECONDS = env.float("EXTENSIONS_API_TIMEOUT_SECONDS", default=3.0)
 
 # --- Webhooks and change history (pipedrive_app/webhooks, pipedrive_app/history) --------------------
 # The receiver answers 413 above this many bytes.
@@ -346,6 +356,8 @@ ACCOUNT_SESSION_REMEMBER = False
 # ACCOUNT_RATE_LIMITS is left unset on purpose: allauth's default limits (login, failed logins,
 # password reset, ...) stay on.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# TOTP and recovery-code seeds are encrypted at rest with TOKEN_ENCRYPTION_KEYS (dashboard/adapters.py).
+MFA_ADAPTER = "pipedrive_app.dashboard.adapters.OperatorMFAAdapter"
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Pipedrive app operators")
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard:overview"

@@ -157,6 +157,13 @@ def _stage_cache_key(pipedrive_company_id: int, stage_id: int) -> str:
     return f"history:stage-pipeline:{pipedrive_company_id}:{stage_id}"
 
 
+def name_cache_prefixes(company_pk: int, pipedrive_company_id: int, pipedrive_user_id: int | None) -> list[str]:
+    """The company's cached names, deleted when it uninstalls (they are shared by its users)."""
+    if pipedrive_user_id is not None:
+        return []
+    return [f"history:name:{pipedrive_company_id}:", f"history:stage-pipeline:{pipedrive_company_id}:"]
+
+
 def _lookup_installation(*, company_id: int) -> Installation | None:
     """The webhook owner's installation (the one whose token created the subscriptions), else the
     company's longest-installed active admin, else any active installation."""
