@@ -51,9 +51,13 @@ def _lose_broker_mid_read(redis: PrivateRedis, transport: str) -> None:
         assert channel._in_poll
     redis.stop()
     # What celery.worker.consumer.Consumer.on_connection_error_after_connected does:
-    with contextlib.suppress(Exception):  # Celery ignores anything collect() raises
-        connection.collect(socket_timeout=1)
-    connection.close()  # Celery's ignore_errors() lets only connection errors pass
+    try:
+        with contextlib.suppress(Exception):  # Celery ignores anything collect() raises
+            connection.collect(socket_timeout=1)
+        connection.close()  # Celery's ignore_errors() lets only connection errors pass
+    finally:
+        for channel in channels:  # no second restore attempt from kombu's exit hook
+            channel.do_restore = False
 
 
 def test_our_transport_closes_a_channel_whose_broker_died_mid_read(private_redis) -> None:  # type: ignore[no-untyped-def]
