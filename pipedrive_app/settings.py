@@ -166,6 +166,10 @@ CONTENT_SECURITY_POLICY = {
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or None
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+# A Redis broker goes through kombu's Redis transport with a channel close that survives the broker
+# dying mid-read (without it the worker exits instead of reconnecting): pipedrive_app/core/broker.py.
+if CELERY_BROKER_URL and CELERY_BROKER_URL.split("://", 1)[0] in ("redis", "rediss"):
+    CELERY_BROKER_TRANSPORT = "pipedrive_app.core.broker:Transport"
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # Webhook processing and Pipedrive API work have queues (and workers) of their own, so a burst of
 # webhooks never starves token refresh. Task -> queue: pipedrive_app/core/queues.py.
