@@ -11,8 +11,12 @@ from django.utils import timezone
 
 from pipedrive_app.metrics import instruments, live
 from pipedrive_app.webhooks.models import InboxEvent
-from tests.dashboard.conftest import make_event, operator, operator_client  # noqa: F401  (fixtures)
-from tests.dashboard.conftest import make_company  # noqa: F401
+from tests.dashboard.conftest import (  # noqa: F401  (fixtures)
+    make_company,  # noqa: F401
+    make_event,
+    operator,
+    operator_client,
+)
 
 
 def test_quantile_reads_buckets_like_histogram_quantile() -> None:
