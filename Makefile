@@ -9,7 +9,7 @@ PORT ?= 8000
 # Development defaults for `make run`: SQLite, Celery tasks run eagerly, DEBUG on.
 RUN_ENV := DEBUG=on
 
-.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers bench-panels update-openapi
+.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers monitoring-tools bench-panels update-openapi
 
 help:
 	@echo "make run        set up and start the app at http://$(HOST):$(PORT)/ (SQLite, eager tasks)"
@@ -99,6 +99,17 @@ browsers:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	else \
 		echo "Chromium is missing; browser tests will skip. Install it with: sudo apt-get install -y chromium"; \
+	fi
+
+# promtool checks and unit-tests deploy/monitoring/prometheus-rules.yml (tests/metrics); Debian's
+# `prometheus` package provides it (its server is not started: nothing here runs it).
+monitoring-tools:
+	@if command -v promtool >/dev/null; then \
+		echo "promtool present: $$(promtool --version 2>&1 | head -1)"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
+	else \
+		echo "promtool is missing; the alert-rule tests will skip. Install it with: sudo apt-get install -y --no-install-recommends prometheus"; \
 	fi
 
 # --- Panel server time against a slow Pipedrive (tests/extensions/bench_panels.py) -----------------
