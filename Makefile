@@ -146,6 +146,16 @@ bench-webhooks: $(VENV)/.deps
 		exit 2; fi
 	$(BIN)/python -m bench.webhooks
 
+# The same benchmark with METRICS_ENABLED=off and =on (multiprocess mode), BENCH_PAIRS alternating pairs:
+# the metrics' cost on the receiver (target: at most 5 % of its throughput).
+BENCH_PAIRS ?= 3
+.PHONY: bench-metrics-overhead
+bench-metrics-overhead: $(VENV)/.deps
+	@if [ -z "$$DATABASE_URL" ]; then \
+		echo "bench-metrics-overhead needs PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/pipedrive_app make bench-metrics-overhead"; \
+		exit 2; fi
+	BENCH_PAIRS=$(BENCH_PAIRS) $(BIN)/python -m bench.metrics_overhead
+
 # Several minutes of installs, panel views and webhooks against gunicorn + one worker per queue + beat
 # (PostgreSQL, a private Redis, the sandbox), with a worker SIGKILLed and Redis restarted (bench/soak.py).
 SOAK_SECONDS ?= 180

@@ -122,7 +122,8 @@ class Figure:
     p95: float | None
     count: int
     level: str  # ok | warn | bad | none
-    trend: SafeString
+    picture: SafeString  # how the window's observations spread over the buckets
+    trend: SafeString  # p95 per snapshot interval over the last hour; empty until there are a few
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,67 @@ def sparkline_svg(
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated value is escaped or a number
 
 
+def distribution_svg(buckets: Buckets, *, name: str, title: str, width: int = 260, height: int = 46) -> SafeString:
+    """One bar per histogram bucket (how many observations fell in it), coloured by the bucket's
+    upper bound against the target; the axis names the first, target and last bounds."""
+    ordered = sorted(((_bound(le), n) for le, n in buckets.items()), key=lambda pair: pair[0])
+    if not ordered:
+        return mark_safe("")
+    counts, below = [], 0.0
+    for upper, cumulative in ordered:
+        counts.append((upper, max(0.0, cumulative - below)))
+        below = cumulative
+    top = max((n for _, n in counts), default=0.0) or 1.0
+    plot_h = height - 12
+    slot = width / len(counts)
+    parts: list[str] = [
+        format_html(
+            '<svg class="dist" viewBox="0 0 {} {}" width="{}" height="{}" role="img" aria-label="{}" '
+            'xmlns="http://www.w3.org/2000/svg"><title>{}</title>',
+            width,
+            height,
+            width,
+            height,
+            title,
+            title,
+        ),
+        format_html('<line class="base" x1="0" x2="{}" y1="{}" y2="{}"/>', width, plot_h, plot_h),
+    ]
+    warn = THRESHOLDS[name][0]
+    lower = 0.0
+    for i, (upper, n) in enumerate(counts):
+        bar_h = max(1.0, plot_h * n / top) if n else 0.0
+        span = f"{duration(lower)} to {duration(upper)}" if not math.isinf(upper) else f"over {duration(lower)}"
+        parts.append(
+            format_html(
+                '<g><title>{}: {}</title><rect class="hit" x="{}" y="0" width="{}" height="{}"/>'
+                '<rect class="bar {}" x="{}" y="{}" width="{}" height="{}"/></g>',
+                span,
+                int(n),
+                f"{i * slot:.1f}",
+                f"{slot:.1f}",
+                plot_h,
+                _level(name, upper if not math.isinf(upper) else lower * 2 or math.inf),
+                f"{i * slot + 1:.1f}",
+                f"{plot_h - bar_h:.1f}",
+                f"{max(slot - 2, 1):.1f}",
+                f"{bar_h:.1f}",
+            )
+        )
+        if i == 0 or upper == warn or i == len(counts) - 2:
+            parts.append(  # at the bucket's upper end
+                format_html(
+                    '<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>',
+                    f"{(i + 1) * slot:.1f}",
+                    height - 1,
+                    duration(upper),
+                )
+            )
+        lower = upper
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every interpolated value is escaped or a number
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
@@ -215,13 +277,17 @@ def _figure(name: str, history: list[Snapshot], current: dict[str, Buckets], now
     if not history or history[-1][0] < now:
         trend.append(quantile(0.95, recent))
     p95 = quantile(0.95, recent)
-    title = ("History lag" if name == "lag" else "Acknowledgement") + " p95, last hour"
+    what = "History lag" if name == "lag" else "Acknowledgement"
+    shown = [point for point in trend if point is not None]
     return Figure(
         p50=quantile(0.5, recent),
         p95=p95,
         count=int(recent.get("+Inf", 0.0)),
         level=_level(name, p95),
-        trend=sparkline_svg(trend[-120:], name=name, title=title),
+        picture=distribution_svg(recent, name=name, title=f"{what}: how many per bucket, last {int(WINDOW // 60)} min"),
+        trend=sparkline_svg(trend[-120:], name=name, title=f"{what} p95, last hour")
+        if len(shown) >= 3
+        else mark_safe(""),
     )
 
 
