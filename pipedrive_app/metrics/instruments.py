@@ -162,7 +162,8 @@ def webhook_receiver(view: F) -> F:
             raise
         status = response.status_code
         if status < 300:
-            (_ACK_DUPLICATE if b'"duplicate": true' in response.content else _ACK_NEW).inc()
+            duplicate = not getattr(response, "streaming", False) and b'"duplicate": true' in response.content
+            (_ACK_DUPLICATE if duplicate else _ACK_NEW).inc()
             _ACK_OK_SECONDS.observe(time.perf_counter() - began)
         else:
             WEBHOOK_REFUSED.labels(reason=refusal_reason(status)).inc()

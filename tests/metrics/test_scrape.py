@@ -51,6 +51,7 @@ def activity(seeded_company, pipedrive, django_capture_on_commit_callbacks, scra
     payload["data"]["title"] = world["deal"]["title"]
     assert _deliver(client, state, payload, django_capture_on_commit_callbacks).status_code == 200
     assert InboxEvent.objects.get().status == InboxEvent.Status.PROCESSED
+    assert _deliver(client, state, payload, django_capture_on_commit_callbacks).json()["duplicate"] is True
     refused = client.post(f"/webhooks/pipedrive/{state.url_key}/", b"{}", content_type="application/json")
     assert refused.status_code == 401
 
@@ -72,11 +73,13 @@ def _moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
 def test_each_series_moves_after_a_delivery_a_refresh_a_panel_and_a_429(activity) -> None:  # type: ignore[no-untyped-def]
     b, a = activity["before"], activity["after"]
 
-    assert _moved(b, a, f"{A}webhook_deliveries_received_total") == 2
+    assert _moved(b, a, f"{A}webhook_deliveries_received_total") == 3
     assert _moved(b, a, f"{A}webhook_deliveries_acknowledged_total", duplicate="false") == 1
+    assert _moved(b, a, f"{A}webhook_deliveries_acknowledged_total", duplicate="true") == 1
     assert _moved(b, a, f"{A}webhook_deliveries_refused_total", reason="unauthorized") == 1
-    assert _moved(b, a, f"{A}webhook_ack_seconds_count", outcome="acknowledged") == 1
-    assert _moved(b, a, f"{A}webhook_ack_seconds_bucket", outcome="acknowledged", le="+Inf") == 1
+    assert _moved(b, a, f"{A}webhook_ack_seconds_count", outcome="acknowledged") == 2
+    assert _moved(b, a, f"{A}webhook_ack_seconds_bucket", outcome="acknowledged", le="+Inf") == 2
+    assert _moved(b, a, f"{A}webhook_ack_seconds_count", outcome="refused") == 1
     assert _moved(b, a, f"{A}webhook_history_lag_seconds_count") == 1
     assert _moved(b, a, f"{A}webhook_events_processed_total", outcome="processed") == 1
 
