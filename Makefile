@@ -9,7 +9,7 @@ PORT ?= 8000
 # Development defaults for `make run`: SQLite, Celery tasks run eagerly, DEBUG on.
 RUN_ENV := DEBUG=on
 
-.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers bench-panels update-openapi
+.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers monitoring-tools bench-panels update-openapi
 
 help:
 	@echo "make run        set up and start the app at http://$(HOST):$(PORT)/ (SQLite, eager tasks)"
@@ -130,6 +130,17 @@ messages: $(VENV)/.deps
 	cd extensions && DEBUG=on ../$(BIN)/python ../manage.py makemessages --no-location --no-obsolete $(addprefix -l ,$(MESSAGE_LANGUAGES))
 	cd extensions && DEBUG=on ../$(BIN)/python ../manage.py compilemessages
 
+# promtool checks and unit-tests deploy/monitoring/prometheus-rules.yml (tests/metrics); Debian's
+# `prometheus` package provides it (its server is not started: nothing here runs it).
+monitoring-tools:
+	@if command -v promtool >/dev/null; then \
+		echo "promtool present: $$(promtool --version 2>&1 | head -1)"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
+	else \
+		echo "promtool is missing; the alert-rule tests will skip. Install it with: sudo apt-get install -y --no-install-recommends prometheus"; \
+	fi
+
 # --- Panel server time against a slow Pipedrive (tests/extensions/bench_panels.py) -----------------
 BENCH_DELAY_MS ?= 100
 BENCH_REQUESTS ?= 30
@@ -163,6 +174,16 @@ bench-webhooks: $(VENV)/.deps
 		echo "bench-webhooks needs PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/pipedrive_app make bench-webhooks"; \
 		exit 2; fi
 	$(BIN)/python -m bench.webhooks
+
+# The same benchmark with METRICS_ENABLED=off and =on (multiprocess mode), BENCH_PAIRS alternating pairs:
+# the metrics' cost on the receiver (target: at most 5 % of its throughput).
+BENCH_PAIRS ?= 3
+.PHONY: bench-metrics-overhead
+bench-metrics-overhead: $(VENV)/.deps
+	@if [ -z "$$DATABASE_URL" ]; then \
+		echo "bench-metrics-overhead needs PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/pipedrive_app make bench-metrics-overhead"; \
+		exit 2; fi
+	BENCH_PAIRS=$(BENCH_PAIRS) $(BIN)/python -m bench.metrics_overhead
 
 # Several minutes of installs, panel views and webhooks against gunicorn + one worker per queue + beat
 # (PostgreSQL, a private Redis, the sandbox), with a worker SIGKILLed and Redis restarted (bench/soak.py).

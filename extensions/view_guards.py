@@ -31,6 +31,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
+from pipedrive_app.metrics import instruments as metrics
+
 from .json_panels import json_error
 from .panel_auth import (
     CompanyNotInstalled,
@@ -103,7 +105,9 @@ def state_page(
         "install_url": f"{settings.APP_BASE_URL}/oauth/install",
         **extra,
     }
-    return render(request, "extensions/state.html", context, status=status)
+    response = render(request, "extensions/state.html", context, status=status)
+    response.panel_outcome = state  # type: ignore[attr-defined]  # metrics: the state it showed
+    return response
 
 
 def extension_page(*, extension: str, resource: str | None, require_record: bool = True) -> Callable[[View], View]:
@@ -135,7 +139,7 @@ def extension_page(*, extension: str, resource: str | None, require_record: bool
                         response = state_page(request, "error", status=200, panel=panel)
             return _with_policy(response, _page_policy())
 
-        return xframe_options_exempt(never_cache(wrapped))
+        return metrics.panel_timed(extension, xframe_options_exempt(never_cache(wrapped)))
 
     return decorate
 
@@ -193,7 +197,7 @@ def extension_json(*, extension: str, resource: str) -> Callable[[JsonPanelView]
                 status, payload = json_error("Something went wrong", "The app could not build this panel.", status=502)
             return _json(status, payload)
 
-        return never_cache(wrapped)
+        return metrics.panel_timed(extension, never_cache(wrapped))
 
     return decorate
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import os
 import sys
 import tempfile
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "pipedrive_app.installations",
     "pipedrive_app.webhooks",
     "pipedrive_app.history",
+    "pipedrive_app.metrics",
     "csp",
     "extensions",
 ]
@@ -146,7 +148,7 @@ if not (DEBUG or TESTING):
     # Production behind HTTPS: `manage.py check --deploy` passes with no warning (tests/core).
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_HTTPS)
     # Probes come over plain HTTP from inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _HTTPS else 0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_HTTPS)
@@ -301,6 +303,25 @@ WEBHOOKS_INBOX_RETENTION_DAYS = env.int("WEBHOOKS_INBOX_RETENTION_DAYS", default
 WEBHOOKS_SUBSCRIPTION_NAME = env.str("WEBHOOKS_SUBSCRIPTION_NAME", default="Change history")
 # An unknown custom field key refreshes the *Fields cache at most this often per company and entity.
 HISTORY_FIELDS_REFRESH_MIN_SECONDS = env.int("HISTORY_FIELDS_REFRESH_MIN_SECONDS", default=60)
+
+# --- Metrics: Prometheus at /metrics (pipedrive_app/metrics, docs/deployment.md "Monitoring") -------
+# Off: no hook records anything and /metrics answers 404 (the webhook benchmark's switch).
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+# Scrapers must send "Authorization: Bearer <METRICS_TOKEN>" and/or come from METRICS_ALLOWED_NETWORKS
+# (comma-separated CIDRs, checked against the connecting address; with both set, both must hold).
+# With neither set /metrics answers 404. DEBUG allows loopback by default.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"] if DEBUG else [])
+try:
+    _metrics_networks = [ipaddress.ip_network(net.strip(), strict=False) for net in METRICS_ALLOWED_NETWORKS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {exc}") from None
+# Gauges computed at scrape time (inbox depth, queues, budget) are reused for this many seconds.
+METRICS_SCRAPE_CACHE_SECONDS = env.int("METRICS_SCRAPE_CACHE_SECONDS", default=10)
+# Multiprocess mode (gunicorn and Celery workers add up): every process of a host gets the same
+# PROMETHEUS_MULTIPROC_DIR, an empty directory at boot (prometheus_client reads it from the environment).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 # --- Sandbox: the local Pipedrive stand-in (sandbox/README.md) ------------------------------------
 # On for `make run` and the test suite, off otherwise; it has its own database alias so that its

@@ -31,6 +31,7 @@ import requests
 
 from pipedrive_app.core.http import build_session
 from pipedrive_app.core.logging import redact
+from pipedrive_app.metrics import instruments as metrics
 
 from .errors import (
     PipedriveAuthError,
@@ -349,6 +350,7 @@ class PipedriveClient:
                 continue
             return self._decode(method, path, response)
 
+    @metrics.pipedrive_call
     def _send(
         self,
         method: str,

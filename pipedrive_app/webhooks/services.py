@@ -29,6 +29,7 @@ from pipedrive_app.core import locks
 from pipedrive_app.core.parsing import text_clean
 from pipedrive_app.installations.models import Company, Installation
 from pipedrive_app.installations.services import InstallationNotActive, installation_client
+from pipedrive_app.metrics import instruments as metrics
 from pipedrive_app.pipedrive.errors import (
     PipedriveError,
     PipedriveForbidden,
@@ -544,6 +545,7 @@ def inbox_event_replay(*, inbox_event_id: int) -> bool:
         )
         if replayed:
             transaction.on_commit(lambda: inbox_event_enqueue(inbox_event_id=inbox_event_id), robust=True)
+            transaction.on_commit(metrics.event_replayed)
     return bool(replayed)
 
 

@@ -37,7 +37,7 @@ def test_overview_counts(operator_client: Client, make_company) -> None:  # type
     assert ctx["webhooks"] == {"unhealthy": 1, "unavailable": 1}
     assert ctx["events"] == {"received": 3, "processed": 2, "dead": 1, "pending": 0}
     html = response.content.decode()
-    assert html.count("<svg") == 2 and "Events received per hour" in html
+    assert html.count('<svg class="chart"') == 2 and "Events received per hour" in html
     assert "processed 2" in html and "installs 1" in html and "uninstalls 1" in html  # tooltips
     assert "<script" not in html and "https://" not in html.split("<body")[1].replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
