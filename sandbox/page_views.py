@@ -268,11 +268,31 @@ def person_page(request: HttpRequest, domain: str, person_id: int) -> HttpRespon
     return render(request, "sandbox/person.html", context)
 
 
+@require_GET
+def organization_page(request: HttpRequest, domain: str, org_id: int) -> HttpResponse:
+    """An organization as Pipedrive shows it: its people and deals, notes, and the app's panels."""
+    company = _company(domain)
+    org = selectors.organization_get(company=company, org_id=org_id)
+    if org is None:
+        raise Http404("No such organization")
+    context = _record_context(request, company, "organization", org.pk)
+    context.update(
+        {
+            "org": org,
+            "people": selectors.organization_people(org=org),
+            "deals": selectors.organization_deals(org=org),
+            "notes": selectors.record_notes(org=org),
+            "json_panel": _json_panel(request, company, "organization", org.pk),
+        }
+    )
+    return render(request, "sandbox/organization.html", context)
+
+
 @require_POST
 def note_add(request: HttpRequest, domain: str) -> HttpResponse:
     company = _company(domain)
     actor = _acting_user(request, company)
-    data = _form_data(request, ("content", "deal_id", "person_id"))
+    data = _form_data(request, ("content", "deal_id", "person_id", "org_id"))
     try:
         services.note_create(company=company, actor=actor, data=data, source=ChangeEvent.Source.APP)
     except services.RecordInputError as exc:

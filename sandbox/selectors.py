@@ -246,9 +246,23 @@ def company_persons(*, company: SandboxCompany) -> QuerySet[Person]:
     return Person.objects.filter(company=company, is_deleted=False).select_related("org")
 
 
-def record_notes(*, deal: Deal | None = None, person: Person | None = None) -> QuerySet[Note]:
+def record_notes(
+    *, deal: Deal | None = None, person: Person | None = None, org: Organization | None = None
+) -> QuerySet[Note]:
     notes = Note.objects.filter(is_deleted=False).select_related("user").order_by("-pk")
-    return notes.filter(deal=deal) if deal is not None else notes.filter(person=person)
+    if deal is not None:
+        return notes.filter(deal=deal)
+    if org is not None:
+        return notes.filter(org=org)
+    return notes.filter(person=person)
+
+
+def organization_people(*, org: Organization) -> QuerySet[Person]:
+    return Person.objects.filter(org=org, is_deleted=False).order_by("pk")
+
+
+def organization_deals(*, org: Organization) -> QuerySet[Deal]:
+    return Deal.objects.filter(org=org, is_deleted=False).select_related("stage").order_by("pk")
 
 
 def deal_stages(*, deal: Deal) -> list[Stage]:

@@ -44,6 +44,7 @@ urlpatterns = [
     path("<slug:domain>/", page_views.company_page, name="company"),
     path("<slug:domain>/deals/<int:deal_id>/", page_views.deal_page, name="deal"),
     path("<slug:domain>/persons/<int:person_id>/", page_views.person_page, name="person"),
+    path("<slug:domain>/organizations/<int:org_id>/", page_views.organization_page, name="organization"),
     path("<slug:domain>/notes/", page_views.note_add, name="note-add"),
     path("<slug:domain>/leads/", page_views.lead_add, name="lead-add"),
     path("<slug:domain>/stages/", page_views.stage_add, name="stage-add"),

@@ -243,3 +243,47 @@ def test_the_deal_panel_in_the_viewers_language(  # type: ignore[no-untyped-def]
     assert "," in frame.inner_text("[data-fact=value]")  # decimal comma in all four
     _wait_resized(page, frame)
     screenshot(f"panels-deal-{locale}")
+
+
+def test_organization_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]
+    from sandbox.models import Deal, Note, Organization, Person
+
+    user = sandbox_world.acme_admin
+    _install(live_sandbox, user)
+    org = (
+        Organization.objects.filter(company=sandbox_world.acme, is_deleted=False, persons__isnull=False)
+        .distinct()
+        .order_by("pk")
+        .first()
+    )
+    people = Person.objects.filter(org=org, is_deleted=False)
+    open_deals = Deal.objects.filter(org=org, status=Deal.Status.OPEN, is_deleted=False)
+
+    # Reached as a user would: from the company page, through a person's organization link.
+    page.goto(f"{live_sandbox.url}/sandbox/acme/?as={user.pk}")
+    href = page.locator(f"[data-link=organization-{org.pk}]").first.get_attribute("href")
+    assert href == f"/sandbox/acme/organizations/{org.pk}/?as={user.pk}"
+    _host, frame, initialized_after = _open_record(page, f"{live_sandbox.url}{href}")
+    assert initialized_after < 10
+
+    assert frame.inner_text("[data-fact=name]") == org.name
+    shown_people = {
+        int(v) for v in frame.eval_on_selector_all("[data-person]", "els => els.map(e => e.dataset.person)")
+    }
+    assert shown_people == {p.pk for p in people[:9]}
+    shown_deals = {
+        int(v) for v in frame.eval_on_selector_all("[data-open-deal]", "els => els.map(e => e.dataset.openDeal)")
+    }
+    assert shown_deals == {d.pk for d in open_deals[:9]}
+    # Taller than a panel may grow (750 px, Pipedrive's limit): the iframe stops there and scrolls.
+    page.wait_for_function(
+        "() => document.querySelector('iframe[data-pd-frame=panel]').getBoundingClientRect().height >= 749"
+    )
+    screenshot("panels-organization-light")
+
+    _add_note(page, frame, "Visited their office")
+    assert Note.objects.filter(org=org, content="Visited their office", user=user).exists()
+
+    page.locator("[data-pd-theme-toggle]").click()
+    frame.wait_for_function("() => document.documentElement.getAttribute('data-theme') === 'dark'")
+    screenshot("panels-organization-dark")
