@@ -125,6 +125,8 @@ def test_bodies_that_are_not_json_are_400(webhook_company, post_event, raw) -> N
         (b"[]", "object"),
         (b'{"meta": {"version": "3.0"}}', "neither"),
         (b'{"meta": "x"}', "meta"),
+        (b'{"meta": {"action": [], "v": true}}', "meta.action"),
+        (b'{"meta": {"action": {}, "version": "2.0"}}', "meta.action"),
     ],
 )
 def test_authenticated_json_of_an_odd_shape_is_acknowledged_and_kept_unprocessable(
