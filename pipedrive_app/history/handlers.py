@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pipedrive_app.installations.models import Company, CompanySettings
+from pipedrive_app.installations.models import CompanySettings
 from pipedrive_app.webhooks.handlers import EventContext, EventSkipped, handler_register
-from pipedrive_app.webhooks.selectors import tracked_entities
 
 from .field_labels import FieldLabels
 from .references import RecordNames, delivery_references, record_names_resolve
@@ -51,8 +50,9 @@ def _skip_untracked(*, company_id: int, entity: str) -> None:
     """History is kept for the entities the company tracks (settings page); others are skipped."""
     if entity not in CompanySettings.TRACKABLE_ENTITIES:
         raise EventSkipped(f"no history is kept for {entity} records (not a trackable entity)")
-    company = Company.objects.filter(pk=company_id).first()
-    if company is None or entity not in tracked_entities(company=company):
+    row = CompanySettings.objects.filter(company_id=company_id).values_list("tracked_entities", flat=True).first()
+    tracked = CompanySettings.DEFAULT_TRACKED_ENTITIES if row is None else row or ()
+    if entity not in tracked:
         raise EventSkipped(f"{entity} is not among the entities this company tracks")
 
 

@@ -103,7 +103,7 @@ def delivery_from_payload(payload: Any) -> Delivery | UnreadableDelivery:
         return _delivery(payload)
     except _Unusable as exc:
         return _unreadable(payload, exc.reason)
-    except (RecursionError, ParseError) as exc:  # a pathological body: still never an error
+    except Exception as exc:  # a shape nobody foresaw: kept and acknowledged, never an error
         return _unreadable(payload, f"unreadable content: {type(exc).__name__}")
 
 
@@ -122,7 +122,7 @@ def _delivery(payload: Any) -> Delivery:
 
 def _v2(payload: dict[str, Any], meta: dict[str, Any]) -> Delivery:
     action = meta.get("action")
-    if action not in V2_ACTIONS:
+    if not isinstance(action, str) or action not in V2_ACTIONS:
         raise _Unusable("meta.action must be create, change or delete")
     event_id = _text_id(meta.get("id"), "meta.id")
     data, previous = _object_or_none(payload.get("data"), "data"), _object_or_none(payload.get("previous"), "previous")
@@ -188,11 +188,12 @@ def _v2_key(
 
 def _v1(payload: dict[str, Any], meta: dict[str, Any]) -> Delivery:
     raw_action = meta.get("action")
-    if raw_action not in V1_ACTIONS:
+    if not isinstance(raw_action, str) or raw_action not in V1_ACTIONS:
         raise _Unusable("meta.action must be added, updated, deleted or merged")
     action = V1_ACTIONS[raw_action]
-    current = _object_or_none(payload.get("current"), "current")
-    previous = _object_or_none(payload.get("previous"), "previous")
+    # v1 ``user`` events carry the object as the single item of a list (docs/pipedrive-platform.md §4).
+    current = _object_or_none(_single(payload.get("current")), "current")
+    previous = _object_or_none(_single(payload.get("previous")), "previous")
     entity = _entity(meta.get("object"), "meta.object")
     entity_id = _record_id(meta.get("id"), "meta.id")
     company_id = _positive_id(meta.get("company_id"), "meta.company_id")
@@ -310,6 +311,13 @@ def _entity(value: Any, name: str) -> str:
 def _object_or_none(value: Any, name: str) -> dict[str, Any] | None:
     if value is not None and not isinstance(value, dict):
         raise _Unusable(f"{name} must be an object or null")
+    return value
+
+
+def _single(value: Any) -> Any:
+    """A one-object list as that object, an empty list as null; anything else unchanged."""
+    if isinstance(value, list) and len(value) <= 1:
+        return value[0] if value else None
     return value
 
 

@@ -556,7 +556,9 @@ def inbox_events_replay_dead(*, company_id: int | None = None) -> int:
 
 
 def inbox_events_purge_processed(*, now=None) -> int:  # type: ignore[no-untyped-def]
-    """Forget processed events after WEBHOOKS_INBOX_RETENTION_DAYS (long past Pipedrive's retries)."""
+    """Forget settled events (processed, skipped, unprocessable) after WEBHOOKS_INBOX_RETENTION_DAYS
+    (long past Pipedrive's retries)."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOKS_INBOX_RETENTION_DAYS)
-    deleted, _ = InboxEvent.objects.filter(status=InboxEvent.Status.PROCESSED, received_at__lt=cutoff).delete()
+    settled = (InboxEvent.Status.PROCESSED, InboxEvent.Status.SKIPPED, InboxEvent.Status.UNPROCESSABLE)
+    deleted, _ = InboxEvent.objects.filter(status__in=settled, received_at__lt=cutoff).delete()
     return deleted

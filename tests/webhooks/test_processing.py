@@ -143,6 +143,15 @@ def test_processed_inbox_rows_are_purged_after_retention(webhook_company, post_e
     assert services.inbox_events_purge_processed(now=timezone.now() + timedelta(days=30)) == 1
 
 
+def test_skipped_and_unprocessable_rows_are_purged_after_retention_too(webhook_company, post_event) -> None:
+    _, state = webhook_company
+    post_event(state, load_event("deal.change", entity="product"))  # not tracked: skipped
+    post_event(state, raw=b"[]")  # unprocessable
+    assert sorted(InboxEvent.objects.values_list("status", flat=True)) == ["skipped", "unprocessable"]
+    assert services.inbox_events_purge_processed() == 0
+    assert services.inbox_events_purge_processed(now=timezone.now() + timedelta(days=30)) == 2
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_process_one_row(postgres_only, webhook_company, monkeypatch) -> None:
     _, state = webhook_company

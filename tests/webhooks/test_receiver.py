@@ -125,6 +125,8 @@ def test_bodies_that_are_not_json_are_400(webhook_company, post_event, raw) -> N
         (b"[]", "object"),
         (b'{"meta": {"version": "3.0"}}', "neither"),
         (b'{"meta": "x"}', "meta"),
+        (b'{"meta": {"action": [], "v": true}}', "meta.action"),
+        (b'{"meta": {"action": {}, "version": "2.0"}}', "meta.action"),
     ],
 )
 def test_authenticated_json_of_an_odd_shape_is_acknowledged_and_kept_unprocessable(
@@ -285,3 +287,16 @@ def test_random_bodies_and_headers_never_cause_a_5xx(
     assert response.status_code in {200, 400, 401, 413}
     if use_real_auth and response.status_code == 400:
         assert response.json()["error"] == "body is not UTF-8 JSON"
+
+
+def test_a_v1_user_event_with_its_object_in_a_list_is_read_and_skipped_as_untracked(
+    webhook_company, post_event
+) -> None:
+    _, state = webhook_company
+    payload = load_event("deal.updated")
+    payload["meta"].update({"object": "user", "id": 77})
+    payload["current"], payload["previous"] = [{"id": 77, "name": "New"}], [{"id": 77, "name": "Old"}]
+    assert post_event(state, payload).status_code == 200
+    row = InboxEvent.objects.get()
+    assert (row.entity, row.entity_id, row.status) == ("user", "77", "skipped")
+    assert "not a trackable entity" in row.reason
