@@ -40,6 +40,7 @@ from requests.structures import CaseInsensitiveDict
 
 from sandbox.facts import cursor, errors, limits, validation, wire
 from sandbox.facts import scopes as scope_facts
+from sandbox.facts.operations import OPERATIONS
 from tests.doubles import openapi_contract
 from tests.doubles.openapi_contract import ExchangeRequest, ExchangeResponse
 
@@ -1099,28 +1100,34 @@ class _Route:
         return self.handler(double, call)
 
 
+def _api(key: str, handler: Callable[[PipedriveDouble, _Call], _Reply]) -> _Route:
+    """A REST route for operation ``key`` of ``facts.operations`` (its path, file and template)."""
+    operation = OPERATIONS[key]
+    return _Route(operation.method.upper(), operation.path, operation.spec, operation.template, handler)
+
+
 _ROUTES: tuple[_Route, ...] = (
     _Route("GET", "/oauth/authorize", "v1", "/oauth/authorize", PipedriveDouble._oauth_authorize, False),
     _Route("POST", "/oauth/token", "v1", "/oauth/token", PipedriveDouble._oauth_token, False, locked=False),
     _Route("POST", "/oauth/revoke", "", "", PipedriveDouble._oauth_revoke, False),
-    _Route("GET", "/api/v1/users/me", "v1", "/users/me", PipedriveDouble._users_me),
-    _Route("GET", "/api/v1/users", "v1", "/users", PipedriveDouble._users_list),
-    _Route("GET", "/api/v1/users/{id}", "v1", "/users/{id}", PipedriveDouble._users_get),
-    _Route("GET", "/api/v2/pipelines/{id}", "v2", "/pipelines/{id}", PipedriveDouble._pipelines_get),
-    _Route("GET", "/api/v2/stages/{id}", "v2", "/stages/{id}", PipedriveDouble._stages_get),
-    _Route("GET", "/api/v2/organizations/{id}", "v2", "/organizations/{id}", PipedriveDouble._organizations_get),
-    _Route("GET", "/api/v2/deals", "v2", "/deals", PipedriveDouble._deals_list),
-    _Route("GET", "/api/v2/deals/{id}", "v2", "/deals/{id}", PipedriveDouble._deals_get),
-    _Route("GET", "/api/v2/persons", "v2", "/persons", PipedriveDouble._persons_list),
-    _Route("GET", "/api/v2/persons/{id}", "v2", "/persons/{id}", PipedriveDouble._persons_get),
-    _Route("GET", "/api/v2/dealFields", "v2", "/dealFields", PipedriveDouble._fields_list),
-    _Route("GET", "/api/v2/personFields", "v2", "/personFields", PipedriveDouble._fields_list),
-    _Route("GET", "/api/v2/organizationFields", "v2", "/organizationFields", PipedriveDouble._fields_list),
-    _Route("GET", "/api/v1/notes", "v1", "/notes", PipedriveDouble._notes_list),
-    _Route("POST", "/api/v1/notes", "v1", "/notes", PipedriveDouble._notes_create),
-    _Route("GET", "/api/v1/webhooks", "v1", "/webhooks", PipedriveDouble._webhooks_list),
-    _Route("POST", "/api/v1/webhooks", "v1", "/webhooks", PipedriveDouble._webhooks_create),
-    _Route("DELETE", "/api/v1/webhooks/{id}", "v1", "/webhooks/{id}", PipedriveDouble._webhooks_delete),
+    _api("users.me", PipedriveDouble._users_me),
+    _api("users.list", PipedriveDouble._users_list),
+    _api("users.get", PipedriveDouble._users_get),
+    _api("pipelines.get", PipedriveDouble._pipelines_get),
+    _api("stages.get", PipedriveDouble._stages_get),
+    _api("organizations.get", PipedriveDouble._organizations_get),
+    _api("deals.list", PipedriveDouble._deals_list),
+    _api("deals.get", PipedriveDouble._deals_get),
+    _api("persons.list", PipedriveDouble._persons_list),
+    _api("persons.get", PipedriveDouble._persons_get),
+    _api("dealFields.list", PipedriveDouble._fields_list),
+    _api("personFields.list", PipedriveDouble._fields_list),
+    _api("organizationFields.list", PipedriveDouble._fields_list),
+    _api("notes.list", PipedriveDouble._notes_list),
+    _api("notes.create", PipedriveDouble._notes_create),
+    _api("webhooks.list", PipedriveDouble._webhooks_list),
+    _api("webhooks.create", PipedriveDouble._webhooks_create),
+    _api("webhooks.delete", PipedriveDouble._webhooks_delete),
 )
 
 
