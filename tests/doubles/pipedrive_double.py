@@ -24,7 +24,6 @@ import binascii
 import hmac
 import itertools
 import json
-import secrets
 import threading
 import time
 from collections import deque
@@ -38,7 +37,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from requests.structures import CaseInsensitiveDict
 
-from sandbox.facts import cursor, errors, limits, validation, wire
+from sandbox.facts import cursor, errors, limits, tokens, validation, wire
 from sandbox.facts import scopes as scope_facts
 from sandbox.facts.operations import OPERATIONS
 from tests.doubles import openapi_contract
@@ -445,7 +444,7 @@ class PipedriveDouble:
         with a 40-character hash key. Returns a copy."""
         with self._lock:
             company = self._company(company_id)
-            code = field_code or secrets.token_hex(20)
+            code = field_code or tokens.new_custom_field_key()
             record = wire.field_v2(
                 name=field_name, code=code, field_type=field_type, custom=field_code is None, options=options
             )
@@ -456,7 +455,7 @@ class PipedriveDouble:
         """An authorization code, as if the user clicked "Allow and install" (single use, 5 minutes)."""
         with self._lock:
             user = self._user(company_id, user_id)
-            code = secrets.token_urlsafe(32)
+            code = tokens.new_authorization_code()
             _remember_secret(code)
             self._codes[code] = _AuthorizationCode(
                 company_id=company_id,
@@ -697,7 +696,7 @@ class PipedriveDouble:
         if form.get("redirect_uri") != code.redirect_uri:
             raise _oauth_error(400, "invalid_grant", "redirect_uri does not match the authorization request")
         code.used = True
-        refresh_token = f"{code.company_id}:{code.user_id}:{secrets.token_hex(20)}"
+        refresh_token = tokens.new_refresh_token()
         _remember_secret(refresh_token)
         self._refresh_tokens[refresh_token] = _RefreshGrant(
             company_id=code.company_id, user_id=code.user_id, scopes=code.scopes, last_used_at=self.now()
@@ -712,7 +711,7 @@ class PipedriveDouble:
         grant.last_used_at = self.now()  # the 60-day window restarts on every use
         if self.rotate_refresh_tokens:
             grant.revoked = True  # "already exchanged"
-            refresh_token = f"{grant.company_id}:{grant.user_id}:{secrets.token_hex(20)}"
+            refresh_token = tokens.new_refresh_token()
             _remember_secret(refresh_token)
             self._refresh_tokens[refresh_token] = _RefreshGrant(
                 company_id=grant.company_id, user_id=grant.user_id, scopes=grant.scopes, last_used_at=self.now()
@@ -722,7 +721,7 @@ class PipedriveDouble:
 
     def _token_response(self, refresh_token: str) -> dict[str, Any]:
         grant = self._refresh_tokens[refresh_token]
-        access_token = "v1u:" + secrets.token_urlsafe(96)  # long on purpose: exercises column sizes
+        access_token = tokens.new_access_token()
         _remember_secret(access_token)
         self._access_tokens[access_token] = _AccessGrant(
             company_id=grant.company_id,
