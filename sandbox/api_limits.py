@@ -12,69 +12,24 @@ Over either limit the API answers 429 with ``x-ratelimit-limit``, ``x-ratelimit-
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import F
 from django.utils import timezone
 
-from .facts import openapi
 from .facts.limits import BurstLimiter, LimitState
+from .facts.operations import OPERATIONS
 from .models import SandboxCompany
 
 __all__ = ["OPERATIONS", "BurstLimiter", "LimitState", "burst_limiter", "operation_cost", "operation_scopes"]
 
 
-@dataclass(frozen=True)
-class Operation:
-    spec: str  # "v1" or "v2"
-    method: str
-    template: str  # the path template in the spec file: its scopes and cost are read there
-
-
-# The operations the sandbox implements.
-OPERATIONS: dict[str, Operation] = {
-    "users.list": Operation("v1", "get", "/users"),
-    "users.me": Operation("v1", "get", "/users/me"),
-    "users.get": Operation("v1", "get", "/users/{id}"),
-    "notes.list": Operation("v1", "get", "/notes"),
-    "notes.create": Operation("v1", "post", "/notes"),
-    "leads.list": Operation("v1", "get", "/leads"),
-    "leads.create": Operation("v1", "post", "/leads"),
-    "leads.get": Operation("v1", "get", "/leads/{id}"),
-    "leads.update": Operation("v1", "patch", "/leads/{id}"),
-    "leads.delete": Operation("v1", "delete", "/leads/{id}"),
-    "webhooks.list": Operation("v1", "get", "/webhooks"),
-    "webhooks.create": Operation("v1", "post", "/webhooks"),
-    "webhooks.delete": Operation("v1", "delete", "/webhooks/{id}"),
-    "deals.list": Operation("v2", "get", "/deals"),
-    "deals.create": Operation("v2", "post", "/deals"),
-    "deals.get": Operation("v2", "get", "/deals/{id}"),
-    "deals.update": Operation("v2", "patch", "/deals/{id}"),
-    "deals.delete": Operation("v2", "delete", "/deals/{id}"),
-    "persons.list": Operation("v2", "get", "/persons"),
-    "persons.create": Operation("v2", "post", "/persons"),
-    "persons.get": Operation("v2", "get", "/persons/{id}"),
-    "persons.update": Operation("v2", "patch", "/persons/{id}"),
-    "persons.delete": Operation("v2", "delete", "/persons/{id}"),
-    "organizations.get": Operation("v2", "get", "/organizations/{id}"),
-    "pipelines.list": Operation("v2", "get", "/pipelines"),
-    "pipelines.get": Operation("v2", "get", "/pipelines/{id}"),
-    "stages.list": Operation("v2", "get", "/stages"),
-    "stages.get": Operation("v2", "get", "/stages/{id}"),
-    "dealFields.list": Operation("v2", "get", "/dealFields"),
-    "personFields.list": Operation("v2", "get", "/personFields"),
-}
-
-
 def operation_cost(key: str) -> int:
-    operation = OPERATIONS[key]
-    return openapi.operation_cost(operation.spec, operation.method, operation.template)
+    return OPERATIONS[key].cost()
 
 
 def operation_scopes(key: str) -> tuple[str, ...]:
-    operation = OPERATIONS[key]
-    return tuple(sorted(openapi.operation_scopes(operation.spec, operation.method, operation.template)))
+    return tuple(sorted(OPERATIONS[key].scopes()))
 
 
 burst_limiter = BurstLimiter()

@@ -23,7 +23,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from oauthlib.oauth2 import RequestValidator, WebApplicationServer
 
 from . import conf, services
 from .facts import scopes as scope_facts
+from .facts import tokens
 from .facts.scopes import allows
 from .models import AccessToken, AuthorizationCode, RefreshToken, SandboxUser
 from .routers import SANDBOX_DB
@@ -45,12 +45,11 @@ def token_digest(value: str) -> str:
 
 
 def new_access_token(request: Request | None = None) -> str:
-    # Pipedrive's look: a short prefix, then a long random part (>= 100 characters in all).
-    return "v1u:" + secrets.token_urlsafe(96)
+    return tokens.new_access_token()
 
 
 def new_refresh_token(request: Request | None = None) -> str:
-    return "v1r:" + secrets.token_urlsafe(48)
+    return tokens.new_refresh_token()
 
 
 def scopes_for(user: SandboxUser) -> list[str]:

@@ -270,6 +270,11 @@ def v1_object(entity: str, values: Mapping[str, Any], field_types: Mapping[str, 
         record["expected_close_date"] = day(record["expected_close_date"])
     if entity in {"person", "organization"}:
         record["active_flag"] = not record.pop("is_deleted", False)
+    if entity == "person":  # v1 names the contact points in the singular
+        record["email"] = record.pop("emails", [])
+        record["phone"] = record.pop("phones", [])
+    if entity == "organization" and isinstance(record.get("address"), Mapping):
+        record["address"] = record["address"].get("value")
     for key, raw in dict(values.get("custom_fields") or {}).items():
         record.update(_v1_custom_field(key, field_types.get(key, ""), raw))
     return record

@@ -24,7 +24,6 @@ import binascii
 import hmac
 import itertools
 import json
-import secrets
 import threading
 import time
 from collections import deque
@@ -38,8 +37,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from requests.structures import CaseInsensitiveDict
 
-from sandbox.facts import cursor, errors, limits, validation, wire
+from sandbox.facts import cursor, errors, limits, tokens, validation, wire
 from sandbox.facts import scopes as scope_facts
+from sandbox.facts.operations import OPERATIONS
 from tests.doubles import openapi_contract
 from tests.doubles.openapi_contract import ExchangeRequest, ExchangeResponse
 
@@ -444,7 +444,7 @@ class PipedriveDouble:
         with a 40-character hash key. Returns a copy."""
         with self._lock:
             company = self._company(company_id)
-            code = field_code or secrets.token_hex(20)
+            code = field_code or tokens.new_custom_field_key()
             record = wire.field_v2(
                 name=field_name, code=code, field_type=field_type, custom=field_code is None, options=options
             )
@@ -455,7 +455,7 @@ class PipedriveDouble:
         """An authorization code, as if the user clicked "Allow and install" (single use, 5 minutes)."""
         with self._lock:
             user = self._user(company_id, user_id)
-            code = secrets.token_urlsafe(32)
+            code = tokens.new_authorization_code()
             _remember_secret(code)
             self._codes[code] = _AuthorizationCode(
                 company_id=company_id,
@@ -696,7 +696,7 @@ class PipedriveDouble:
         if form.get("redirect_uri") != code.redirect_uri:
             raise _oauth_error(400, "invalid_grant", "redirect_uri does not match the authorization request")
         code.used = True
-        refresh_token = f"{code.company_id}:{code.user_id}:{secrets.token_hex(20)}"
+        refresh_token = tokens.new_refresh_token()
         _remember_secret(refresh_token)
         self._refresh_tokens[refresh_token] = _RefreshGrant(
             company_id=code.company_id, user_id=code.user_id, scopes=code.scopes, last_used_at=self.now()
@@ -711,7 +711,7 @@ class PipedriveDouble:
         grant.last_used_at = self.now()  # the 60-day window restarts on every use
         if self.rotate_refresh_tokens:
             grant.revoked = True  # "already exchanged"
-            refresh_token = f"{grant.company_id}:{grant.user_id}:{secrets.token_hex(20)}"
+            refresh_token = tokens.new_refresh_token()
             _remember_secret(refresh_token)
             self._refresh_tokens[refresh_token] = _RefreshGrant(
                 company_id=grant.company_id, user_id=grant.user_id, scopes=grant.scopes, last_used_at=self.now()
@@ -721,7 +721,7 @@ class PipedriveDouble:
 
     def _token_response(self, refresh_token: str) -> dict[str, Any]:
         grant = self._refresh_tokens[refresh_token]
-        access_token = "v1u:" + secrets.token_urlsafe(96)  # long on purpose: exercises column sizes
+        access_token = tokens.new_access_token()
         _remember_secret(access_token)
         self._access_tokens[access_token] = _AccessGrant(
             company_id=grant.company_id,
@@ -1099,28 +1099,34 @@ class _Route:
         return self.handler(double, call)
 
 
+def _api(key: str, handler: Callable[[PipedriveDouble, _Call], _Reply]) -> _Route:
+    """A REST route for operation ``key`` of ``facts.operations`` (its path, file and template)."""
+    operation = OPERATIONS[key]
+    return _Route(operation.method.upper(), operation.path, operation.spec, operation.template, handler)
+
+
 _ROUTES: tuple[_Route, ...] = (
     _Route("GET", "/oauth/authorize", "v1", "/oauth/authorize", PipedriveDouble._oauth_authorize, False),
     _Route("POST", "/oauth/token", "v1", "/oauth/token", PipedriveDouble._oauth_token, False, locked=False),
     _Route("POST", "/oauth/revoke", "", "", PipedriveDouble._oauth_revoke, False),
-    _Route("GET", "/api/v1/users/me", "v1", "/users/me", PipedriveDouble._users_me),
-    _Route("GET", "/api/v1/users", "v1", "/users", PipedriveDouble._users_list),
-    _Route("GET", "/api/v1/users/{id}", "v1", "/users/{id}", PipedriveDouble._users_get),
-    _Route("GET", "/api/v2/pipelines/{id}", "v2", "/pipelines/{id}", PipedriveDouble._pipelines_get),
-    _Route("GET", "/api/v2/stages/{id}", "v2", "/stages/{id}", PipedriveDouble._stages_get),
-    _Route("GET", "/api/v2/organizations/{id}", "v2", "/organizations/{id}", PipedriveDouble._organizations_get),
-    _Route("GET", "/api/v2/deals", "v2", "/deals", PipedriveDouble._deals_list),
-    _Route("GET", "/api/v2/deals/{id}", "v2", "/deals/{id}", PipedriveDouble._deals_get),
-    _Route("GET", "/api/v2/persons", "v2", "/persons", PipedriveDouble._persons_list),
-    _Route("GET", "/api/v2/persons/{id}", "v2", "/persons/{id}", PipedriveDouble._persons_get),
-    _Route("GET", "/api/v2/dealFields", "v2", "/dealFields", PipedriveDouble._fields_list),
-    _Route("GET", "/api/v2/personFields", "v2", "/personFields", PipedriveDouble._fields_list),
-    _Route("GET", "/api/v2/organizationFields", "v2", "/organizationFields", PipedriveDouble._fields_list),
-    _Route("GET", "/api/v1/notes", "v1", "/notes", PipedriveDouble._notes_list),
-    _Route("POST", "/api/v1/notes", "v1", "/notes", PipedriveDouble._notes_create),
-    _Route("GET", "/api/v1/webhooks", "v1", "/webhooks", PipedriveDouble._webhooks_list),
-    _Route("POST", "/api/v1/webhooks", "v1", "/webhooks", PipedriveDouble._webhooks_create),
-    _Route("DELETE", "/api/v1/webhooks/{id}", "v1", "/webhooks/{id}", PipedriveDouble._webhooks_delete),
+    _api("users.me", PipedriveDouble._users_me),
+    _api("users.list", PipedriveDouble._users_list),
+    _api("users.get", PipedriveDouble._users_get),
+    _api("pipelines.get", PipedriveDouble._pipelines_get),
+    _api("stages.get", PipedriveDouble._stages_get),
+    _api("organizations.get", PipedriveDouble._organizations_get),
+    _api("deals.list", PipedriveDouble._deals_list),
+    _api("deals.get", PipedriveDouble._deals_get),
+    _api("persons.list", PipedriveDouble._persons_list),
+    _api("persons.get", PipedriveDouble._persons_get),
+    _api("dealFields.list", PipedriveDouble._fields_list),
+    _api("personFields.list", PipedriveDouble._fields_list),
+    _api("organizationFields.list", PipedriveDouble._fields_list),
+    _api("notes.list", PipedriveDouble._notes_list),
+    _api("notes.create", PipedriveDouble._notes_create),
+    _api("webhooks.list", PipedriveDouble._webhooks_list),
+    _api("webhooks.create", PipedriveDouble._webhooks_create),
+    _api("webhooks.delete", PipedriveDouble._webhooks_delete),
 )
 
 
