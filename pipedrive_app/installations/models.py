@@ -128,7 +128,8 @@ class Installation(models.Model):
 
 
 class OAuthState(models.Model):
-    """A ``state`` the app issued at /oauth/install: random, bound to one browser, single use."""
+    """A ``state`` that was used at the callback (hashes only), kept to refuse a replay until it
+    has expired anyway. Issuing a state at /oauth/install stores nothing: the state is signed."""
 
     state_hash = models.CharField(max_length=64, unique=True)
     browser_hash = models.CharField(max_length=64)

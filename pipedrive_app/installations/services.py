@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.core import signing
+from django.db import IntegrityError, connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -208,28 +209,41 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+# The state is signed and carries its own issue time, so GET /oauth/install writes nothing: anyone
+# may ask for states without filling the database. A row is written only when a state is used at
+# the callback (after its signature, age and browser binding checked out), to refuse a replay.
+_STATE_SALT = "installations.oauth-state"
+
+
+def _state_signer() -> signing.TimestampSigner:
+    return signing.TimestampSigner(salt=_STATE_SALT)
+
+
 def oauth_state_create(*, browser_key: str) -> str:
-    """Issue a random single-use state bound to ``browser_key`` (a secret kept in a cookie)."""
-    state = secrets.token_urlsafe(32)
-    OAuthState.objects.create(state_hash=_digest(state), browser_hash=_digest(browser_key))
-    return state
+    """Issue a random, signed, time-limited, single-use state bound to ``browser_key`` (a secret
+    kept in a cookie). Nothing is stored."""
+    return _state_signer().sign(f"{secrets.token_urlsafe(16)}.{_digest(browser_key)[:32]}")
 
 
 def oauth_state_consume(*, state: str, browser_key: str | None) -> None:
     """Accept a state this app issued to this browser, once, within its lifetime; else raise."""
-    now = timezone.now()
-    row = OAuthState.objects.filter(state_hash=_digest(state)).first()
-    if row is None:
-        raise InvalidState("unknown state")
-    if row.used_at is not None:
-        raise InvalidState("state already used")
-    if row.created_at < now - timedelta(seconds=settings.PIPEDRIVE_OAUTH_STATE_TTL):
-        raise InvalidState("state expired")
-    if not browser_key or not secrets.compare_digest(row.browser_hash, _digest(browser_key)):
+    try:
+        value = _state_signer().unsign(state, max_age=settings.PIPEDRIVE_OAUTH_STATE_TTL)
+    except signing.SignatureExpired:
+        raise InvalidState("state expired") from None
+    except signing.BadSignature:
+        raise InvalidState("unknown state") from None
+    _, _, bound = value.partition(".")
+    if not browser_key or not secrets.compare_digest(bound, _digest(browser_key)[:32]):
         raise InvalidState("state was issued to another browser")
-    # Conditional update: of two concurrent callbacks with one state, exactly one wins.
-    if not OAuthState.objects.filter(pk=row.pk, used_at__isnull=True).update(used_at=now):
-        raise InvalidState("state already used")
+    # Single use: the unique hash makes the second of two callbacks with one state fail.
+    try:
+        with transaction.atomic():
+            OAuthState.objects.create(
+                state_hash=_digest(state), browser_hash=_digest(browser_key), used_at=timezone.now()
+            )
+    except IntegrityError:
+        raise InvalidState("state already used") from None
 
 
 def oauth_states_purge_expired() -> int:

@@ -64,7 +64,8 @@ def landing(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def oauth_install(request: HttpRequest) -> HttpResponse:
-    """The Installation URL: issue a state bound to this browser and send it to Pipedrive's consent page."""
+    """The Installation URL: issue a signed state bound to this browser (nothing is stored) and send
+    it to Pipedrive's consent page."""
     browser_key = request.COOKIES.get(BROWSER_COOKIE) or secrets.token_urlsafe(32)
     state = oauth_state_create(browser_key=browser_key)
     response = redirect(oauth_client().authorization_url(state=state))
@@ -87,6 +88,14 @@ def _problem(request: HttpRequest, *, title: str, message: str, status: int, ret
         {"title": title, "message": message, "retry": retry},
         status=status,
     )
+
+
+_STATE_PROBLEMS = {
+    "state expired": "The link has expired (installation links are valid for a few minutes).",
+    "state already used": "The link was already used.",
+    "state was issued to another browser": "The installation was started in another browser.",
+    "unknown state": "The link was not issued by this app.",
+}
 
 
 @csrf_exempt
@@ -122,8 +131,8 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
             return _problem(
                 request,
                 title="This installation link is no longer valid",
-                message="The link was already used, has expired, or was started in another browser. "
-                "Nothing was stored. Please start the installation again.",
+                message=_STATE_PROBLEMS.get(exc.reason, _STATE_PROBLEMS["unknown state"])
+                + " Nothing was stored. Please start the installation again.",
                 status=400,
             )
     elif settings.PIPEDRIVE_REQUIRE_STATE:

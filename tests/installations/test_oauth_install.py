@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -34,9 +36,27 @@ def test_install_redirects_to_authorize_with_state_bound_to_browser(client: Clie
     assert "scope" not in query  # scopes are fixed per app in Developer Hub
     cookie = response.cookies["pd_oauth_browser"]
     assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/oauth/"
-    # Only hashes are stored: a database reader cannot replay the state.
-    row = OAuthState.objects.get()
-    assert query["state"][0] not in row.state_hash
+    # Nothing is stored until the callback uses the state.
+    assert OAuthState.objects.count() == 0
+
+
+def test_500_install_requests_write_no_row(client: Client, pipedrive) -> None:
+    tables_before = (OAuthState.objects.count(), Company.objects.count(), Installation.objects.count())
+    for _ in range(500):
+        assert Client().get("/oauth/install").status_code == 302
+
+    assert (OAuthState.objects.count(), Company.objects.count(), Installation.objects.count()) == tables_before
+
+
+def test_a_used_state_leaves_only_hashes(client: Client, pipedrive, install_user) -> None:
+    pipedrive.add_company(1, name="A")
+    pipedrive.add_user(1, 2)
+    state = start_install(client)
+    code = pipedrive.issue_code(1, 2, redirect_uri=settings.PIPEDRIVE_REDIRECT_URI)
+    assert client.get("/oauth/callback", {"code": code, "state": state}).status_code == 302
+
+    row = OAuthState.objects.get()  # a database reader cannot replay the state from it
+    assert state not in row.state_hash and row.used_at is not None
 
 
 def test_states_are_random(client: Client, pipedrive) -> None:
@@ -105,35 +125,55 @@ def test_forged_state_is_refused(client: Client, pipedrive) -> None:
 
     assert response.status_code == 400
     assert "no longer valid" in response.content.decode()
+    assert "not issued by this app" in response.content.decode()
     _nothing_stored()
     assert pipedrive.grants == []
+    assert OAuthState.objects.count() == 0
+
+
+def test_tampered_state_is_refused(client: Client, pipedrive) -> None:
+    pipedrive.add_company(1, name="A")
+    pipedrive.add_user(1, 2)
+    state = start_install(client)
+    nonce, _, rest = state.partition(".")
+    tampered = ("A" if nonce[0] != "A" else "B") + nonce[1:] + "." + rest
+    code = pipedrive.issue_code(1, 2, redirect_uri=settings.PIPEDRIVE_REDIRECT_URI)
+
+    response = client.get("/oauth/callback", {"code": code, "state": tampered})
+
+    assert response.status_code == 400 and "not issued by this app" in response.content.decode()
+    _nothing_stored()
 
 
 def test_replayed_state_is_refused(client: Client, pipedrive, install_user) -> None:
     pipedrive.add_company(1, name="A")
     pipedrive.add_user(1, 2)
     state = start_install(client)
+    browser_key = client.cookies["pd_oauth_browser"].value
     first = pipedrive.issue_code(1, 2, redirect_uri=settings.PIPEDRIVE_REDIRECT_URI)
     assert client.get("/oauth/callback", {"code": first, "state": state}).status_code == 302
-    client.cookies["pd_oauth_browser"] = "restored-by-attacker"  # even with a cookie present
+    client.cookies["pd_oauth_browser"] = browser_key  # even with the rightful cookie restored
     second = pipedrive.issue_code(1, 2, redirect_uri=settings.PIPEDRIVE_REDIRECT_URI)
 
     response = client.get("/oauth/callback", {"code": second, "state": state})
 
     assert response.status_code == 400
+    assert "already used" in response.content.decode()
     assert pipedrive.grants == ["authorization_code"]  # the replay never reached the token endpoint
 
 
 def test_expired_state_is_refused(client: Client, pipedrive) -> None:
     pipedrive.add_company(1, name="A")
     pipedrive.add_user(1, 2)
-    state = start_install(client)
-    OAuthState.objects.update(created_at=timezone.now() - timedelta(minutes=11))
+    issued_at = time.time() - 11 * 60  # the state's lifetime is 10 minutes
+    with mock.patch("django.core.signing.time.time", return_value=issued_at):
+        state = start_install(client)
     code = pipedrive.issue_code(1, 2, redirect_uri=settings.PIPEDRIVE_REDIRECT_URI)
 
     response = client.get("/oauth/callback", {"code": code, "state": state})
 
     assert response.status_code == 400
+    assert "expired" in response.content.decode()
     _nothing_stored()
 
 
@@ -147,6 +187,7 @@ def test_state_from_another_browser_is_refused(client: Client, pipedrive) -> Non
     response = other_browser.get("/oauth/callback", {"code": code, "state": state})
 
     assert response.status_code == 400
+    assert "another browser" in response.content.decode()
     _nothing_stored()
     # The rightful browser can still finish: a rejected attempt does not burn the state.
     assert client.get("/oauth/callback", {"code": code, "state": state}).status_code == 302
