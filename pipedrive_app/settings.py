@@ -182,6 +182,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker keeps trying to reach a broker that is down (every 2 s at most, core/broker.py) rather
+# than exiting after 100 attempts.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -274,6 +277,12 @@ EXTENSIONS_RATE_LIMIT_MAX_WAIT_SECONDS = env.float("EXTENSIONS_RATE_LIMIT_MAX_WA
 WEBHOOKS_MAX_BODY_BYTES = env.int("WEBHOOKS_MAX_BODY_BYTES", default=256 * 1024)
 # A pending inbox event untouched for this long is re-queued by the sweeper (lost by broker/worker).
 WEBHOOKS_SWEEP_AFTER_SECONDS = env.float("WEBHOOKS_SWEEP_AFTER_SECONDS", default=120)
+# The inbox is the queue (webhooks/services.py, inbox_drain): a drain leases due rows in batches of
+# WEBHOOKS_DRAIN_BATCH for WEBHOOKS_CLAIM_LEASE_SECONDS (a killed worker's rows are due again after
+# that), and hands over to a fresh task after WEBHOOKS_DRAIN_BUDGET_SECONDS.
+WEBHOOKS_CLAIM_LEASE_SECONDS = env.float("WEBHOOKS_CLAIM_LEASE_SECONDS", default=8)
+WEBHOOKS_DRAIN_BATCH = env.int("WEBHOOKS_DRAIN_BATCH", default=10)
+WEBHOOKS_DRAIN_BUDGET_SECONDS = env.float("WEBHOOKS_DRAIN_BUDGET_SECONDS", default=20)
 # Processing attempts before an event is dead-lettered; back-off between them (with jitter).
 WEBHOOKS_PROCESSING_MAX_ATTEMPTS = env.int("WEBHOOKS_PROCESSING_MAX_ATTEMPTS", default=6)
 WEBHOOKS_RETRY_BACKOFF_SECONDS = env.float("WEBHOOKS_RETRY_BACKOFF_SECONDS", default=5)
