@@ -396,14 +396,14 @@ def inbox_events_sweep(*, older_than_seconds: float | None = None, limit: int = 
 # back-off, an expired lease). The periodic sweep stays as the last resort.
 
 
-def inbox_events_claim(*, limit: int, lease_seconds: float | None = None) -> list[int]:
-    """Lease up to ``limit`` due pending rows to the caller, oldest due first."""
+def inbox_events_claim(*, limit: int, lease_seconds: float | None = None, due_for_seconds: float = 0.0) -> list[int]:
+    """Lease up to ``limit`` pending rows due for at least ``due_for_seconds``, oldest due first."""
     lease = settings.WEBHOOKS_CLAIM_LEASE_SECONDS if lease_seconds is None else lease_seconds
     now = timezone.now()
     with transaction.atomic():
         ids = list(
             InboxEvent.objects.select_for_update(skip_locked=True)
-            .filter(status=InboxEvent.Status.PENDING, next_attempt_at__lte=now)
+            .filter(status=InboxEvent.Status.PENDING, next_attempt_at__lte=now - timedelta(seconds=due_for_seconds))
             .order_by("next_attempt_at", "pk")
             .values_list("pk", flat=True)[:limit]
         )
@@ -422,14 +422,22 @@ class DrainResult:
         return sum(self.outcomes.values())
 
 
-def inbox_drain(*, budget_seconds: float | None = None, batch: int | None = None) -> DrainResult:
-    """Process due pending rows until none is due or the budget is spent."""
+def inbox_drain(
+    *,
+    budget_seconds: float | None = None,
+    batch: int | None = None,
+    max_batches: int | None = None,
+    due_for_seconds: float = 0.0,
+) -> DrainResult:
+    """Process due pending rows until none is due, the budget is spent or ``max_batches`` ran."""
     budget = settings.WEBHOOKS_DRAIN_BUDGET_SECONDS if budget_seconds is None else budget_seconds
     size = settings.WEBHOOKS_DRAIN_BATCH if batch is None else batch
     deadline = time.monotonic() + budget
     result = DrainResult()
+    batches = 0
     while True:
-        ids = inbox_events_claim(limit=size)
+        ids = inbox_events_claim(limit=size, due_for_seconds=due_for_seconds)
+        batches += 1
         for pk in ids:
             try:
                 result.outcomes[inbox_event_process(inbox_event_id=pk)] += 1
@@ -437,12 +445,25 @@ def inbox_drain(*, budget_seconds: float | None = None, batch: int | None = None
                 result.outcomes["retry"] += 1
         if len(ids) < size:
             break
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or (max_batches is not None and batches >= max_batches):
             result.more = True
             break
     if result.total:
         logger.info("inbox drain: %s", ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())))
     return result
+
+
+def inbox_event_leased(*, inbox_event_id: int) -> bool:
+    """Is the row pending but not due (a drain holds its lease, or it waits for a retry)?"""
+    return InboxEvent.objects.filter(
+        pk=inbox_event_id, status=InboxEvent.Status.PENDING, next_attempt_at__gt=timezone.now()
+    ).exists()
+
+
+def inbox_stragglers_drain() -> DrainResult:
+    """After a task's own event: one batch of rows due for a while (their message was lost, or
+    waits behind a backlog). Costs one query when there are none."""
+    return inbox_drain(max_batches=1, due_for_seconds=settings.WEBHOOKS_STRAGGLER_SECONDS)
 
 
 def inbox_drain_wake(*, count: int = 1, countdown: float | None = None) -> int:

@@ -24,8 +24,19 @@ def _backoff(retries: int) -> float:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def process_inbox_event(self, inbox_event_id: int) -> str:  # type: ignore[no-untyped-def]
-    """Process one stored delivery. The service counts attempts and dead-letters; this retries."""
+    """Process one stored delivery, then a batch of stragglers (services.inbox_stragglers_drain).
+
+    The service counts attempts and dead-letters; this retries. A first delivery of a row that a
+    drain has leased is left to that drain.
+    """
     try:
+        if not self.request.is_eager and self.request.retries == 0:
+            if services.inbox_event_leased(inbox_event_id=inbox_event_id):
+                outcome = "leased"
+            else:
+                outcome = services.inbox_event_process(inbox_event_id=inbox_event_id)
+            services.inbox_stragglers_drain()
+            return outcome
         return services.inbox_event_process(inbox_event_id=inbox_event_id)
     except services.InboxEventRetry as exc:
         if self.request.is_eager:

@@ -187,3 +187,24 @@ def test_concurrent_drains_process_each_row_once(postgres_only, webhook_company,
     assert sum(t.get("processed", 0) for t in totals) == 40
     assert sum(t.get("skipped", 0) for t in totals) == 0  # leases kept the drains apart
     assert ChangeRecord.objects.count() == 4 * 40
+
+
+def test_a_processing_task_also_takes_the_stragglers(webhook_company, lost) -> None:
+    """As a worker runs it (not eagerly): its own event, then one batch of rows due for a while."""
+    _, state = webhook_company
+    stragglers = lost(state, 3)
+    InboxEvent.objects.filter(pk__in=stragglers).update(next_attempt_at=timezone.now() - timedelta(seconds=30))
+    payload = load_event("deal.change", id="fresh")
+    own = services.inbox_event_receive(
+        state=state, delivery=delivery_from_payload(payload), body=__import__("json").dumps(payload)
+    ).inbox_event_id
+    assert tasks.process_inbox_event.run(own) == "processed"
+    assert set(InboxEvent.objects.values_list("status", flat=True)) == {"processed"}
+
+
+def test_a_processing_task_leaves_a_leased_row_to_its_drain(webhook_company, lost) -> None:
+    _, state = webhook_company
+    (pk,) = lost(state, 1)
+    assert services.inbox_events_claim(limit=1) == [pk]  # a drain holds it
+    assert tasks.process_inbox_event.run(pk) == "leased"
+    assert InboxEvent.objects.get(pk=pk).status == "pending"
