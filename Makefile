@@ -9,7 +9,7 @@ PORT ?= 8000
 # Development defaults for `make run`: SQLite, Celery tasks run eagerly, DEBUG on.
 RUN_ENV := DEBUG=on
 
-.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers bench-panels update-openapi bench-recovery
+.PHONY: run test worker beat migrate lint typecheck format check clean help vendor-sdk browsers monitoring-tools bench-panels update-openapi bench-recovery
 
 help:
 	@echo "make run        set up and start the app at http://$(HOST):$(PORT)/ (SQLite, eager tasks)"
@@ -101,6 +101,46 @@ browsers:
 		echo "Chromium is missing; browser tests will skip. Install it with: sudo apt-get install -y chromium"; \
 	fi
 
+# --- axe-core for the accessibility checks in the browser tests (tests/browser/test_accessibility.py) ---
+# Vendored like the SDK (committed; the tests reach nothing but loopback). To upgrade: set AXE_VERSION,
+# empty AXE_SHA256, run `make vendor-axe`, then pin the printed sha256 here.
+AXE_VERSION := 4.14.1
+AXE_SHA256 := 29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c
+AXE_DIR := tests/browser/vendor/axe-core
+.PHONY: vendor-axe
+vendor-axe:
+	@command -v npm >/dev/null || { echo "vendor-axe needs npm (apt-get install -y npm)" >&2; exit 1; }
+	@set -euo pipefail; tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	npm pack --silent --pack-destination "$$tmp" "axe-core@$(AXE_VERSION)" >/dev/null; \
+	tar -xzf "$$tmp"/axe-core-$(AXE_VERSION).tgz -C "$$tmp" package/axe.min.js package/LICENSE; \
+	sum="$$(sha256sum "$$tmp/package/axe.min.js" | cut -d' ' -f1)"; \
+	if [ -n "$(AXE_SHA256)" ] && [ "$$sum" != "$(AXE_SHA256)" ]; then \
+		echo "axe.min.js sha256 $$sum does not match AXE_SHA256 $(AXE_SHA256)" >&2; exit 1; fi; \
+	mkdir -p $(AXE_DIR); cp "$$tmp/package/axe.min.js" "$$tmp/package/LICENSE" $(AXE_DIR)/; \
+	printf '%s\n' "package: axe-core" "version: $(AXE_VERSION)" "sha256: $$sum  axe.min.js" \
+		"source: npm pack axe-core@$(AXE_VERSION), files axe.min.js and LICENSE (MPL-2.0)" > $(AXE_DIR)/VERSION; \
+	echo "vendored axe-core@$(AXE_VERSION) into $(AXE_DIR) (axe.min.js sha256 $$sum)"
+
+# --- Translations of the panels and the settings page (extensions/locale; docs/translations.md) -----
+# Needs GNU gettext (apt-get install gettext). Extracts new strings into every catalog, then compiles
+# the .mo files the app reads (committed: running the app needs no gettext).
+MESSAGE_LANGUAGES := de es fr pt_BR
+.PHONY: messages
+messages: $(VENV)/.deps
+	cd extensions && DEBUG=on ../$(BIN)/python ../manage.py makemessages --no-location --no-obsolete $(addprefix -l ,$(MESSAGE_LANGUAGES))
+	cd extensions && DEBUG=on ../$(BIN)/python ../manage.py compilemessages
+
+# promtool checks and unit-tests deploy/monitoring/prometheus-rules.yml (tests/metrics); Debian's
+# `prometheus` package provides it (its server is not started: nothing here runs it).
+monitoring-tools:
+	@if command -v promtool >/dev/null; then \
+		echo "promtool present: $$(promtool --version 2>&1 | head -1)"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
+	else \
+		echo "promtool is missing; the alert-rule tests will skip. Install it with: sudo apt-get install -y --no-install-recommends prometheus"; \
+	fi
+
 # --- Panel server time against a slow Pipedrive (tests/extensions/bench_panels.py) -----------------
 BENCH_DELAY_MS ?= 100
 BENCH_REQUESTS ?= 30
@@ -143,6 +183,16 @@ bench-recovery: $(VENV)/.deps
 		echo "bench-recovery needs PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/pipedrive_app make bench-recovery"; \
 		exit 2; fi
 	$(BIN)/python -m bench.recovery
+
+# The same benchmark with METRICS_ENABLED=off and =on (multiprocess mode), BENCH_PAIRS alternating pairs:
+# the metrics' cost on the receiver (target: at most 5 % of its throughput).
+BENCH_PAIRS ?= 3
+.PHONY: bench-metrics-overhead
+bench-metrics-overhead: $(VENV)/.deps
+	@if [ -z "$$DATABASE_URL" ]; then \
+		echo "bench-metrics-overhead needs PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/pipedrive_app make bench-metrics-overhead"; \
+		exit 2; fi
+	BENCH_PAIRS=$(BENCH_PAIRS) $(BIN)/python -m bench.metrics_overhead
 
 # Several minutes of installs, panel views and webhooks against gunicorn + one worker per queue + beat
 # (PostgreSQL, a private Redis, the sandbox), with a worker SIGKILLed and Redis restarted (bench/soak.py).

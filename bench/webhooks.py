@@ -220,10 +220,14 @@ def main() -> int:
             deal = 100_000 + number  # one deal per event: its history row identifies it
             sent[deal] = time.time()
             session.post(f"{base}/webhooks/pipedrive/{state.url_key}/", json=_event(777, deal, 1), timeout=30)
-        harness.wait_for(lambda: ChangeRecord.objects.filter(entity_id__gte=100_000).count() >= total, 120, 0.5)
-        written = dict(
-            ChangeRecord.objects.filter(entity_id__gte=100_000).values_list("entity_id").annotate(Max("created_at"))
-        )
+        ids = [str(deal) for deal in sent]  # record ids are stored as text
+        harness.wait_for(lambda: ChangeRecord.objects.filter(entity_id__in=ids).count() >= total, 120, 0.5)
+        written = {
+            int(deal): at
+            for deal, at in ChangeRecord.objects.filter(entity_id__in=ids)
+            .values_list("entity_id")
+            .annotate(Max("created_at"))
+        }
         lags = [written[deal].timestamp() - at for deal, at in sent.items() if deal in written]
         print(
             f"\nend-to-end at {rate:.0f} deliveries/s for {seconds:.0f} s (1 worker, prefork x2): "

@@ -5,3 +5,11 @@ class ExtensionsConfig(AppConfig):
     name = "extensions"
     verbose_name = "App extensions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Uninstall purges the panels cached for the company (or the user who left).
+        from pipedrive_app.installations.services import register_company_cache_prefixes
+
+        from .selectors import panel_cache_prefixes
+
+        register_company_cache_prefixes(panel_cache_prefixes)

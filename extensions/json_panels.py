@@ -14,7 +14,7 @@ from typing import Any
 
 from .json_panel_format import ERROR_TITLE_MAX, MAX_OBJECTS
 from .panel_auth import PanelContext
-from .selectors import DealFacts, PanelData, PanelHistory, PanelState, PersonFacts
+from .selectors import DealFacts, OpenDeal, OrganizationFacts, PanelData, PanelHistory, PanelState, PersonFacts
 
 MAX_TEXT = 255
 STATUS_LABELS = {
@@ -86,7 +86,11 @@ def person_json_panel(facts: PersonFacts) -> dict[str, Any]:
             "open_deals": len(facts.open_deals),
         }
     )
-    deals = [
+    return {"data": [person, *_deal_objects(facts.open_deals)][:MAX_OBJECTS]}
+
+
+def _deal_objects(deals: tuple[OpenDeal, ...]) -> list[dict[str, Any]]:
+    return [
         _without_empty(
             {
                 "id": deal.id,
@@ -95,9 +99,22 @@ def person_json_panel(facts: PersonFacts) -> dict[str, Any]:
                 "stage": _text(deal.stage_name) if deal.stage_name else None,
             }
         )
-        for deal in facts.open_deals
+        for deal in deals
     ]
-    return {"data": [person, *deals][:MAX_OBJECTS]}
+
+
+def organization_json_panel(facts: OrganizationFacts) -> dict[str, Any]:
+    organization = _without_empty(
+        {
+            "id": facts.id,
+            "header": _text(facts.name or f"Organization {facts.id}"),
+            "address": _text(facts.address) if facts.address else None,
+            "owner": _text(facts.owner_name) if facts.owner_name else None,
+            "open_deals": len(facts.open_deals),
+            "people": len(facts.people),
+        }
+    )
+    return {"data": [organization, *_deal_objects(facts.open_deals)][:MAX_OBJECTS]}
 
 
 def _primary(points: tuple[Any, ...]) -> str | None:
@@ -116,6 +133,8 @@ def json_panel_response(
         return 200, deal_json_panel(data.facts, history or PanelHistory(available=False, tracked=False))
     if data.state == PanelState.READY and isinstance(data.facts, PersonFacts):
         return 200, person_json_panel(data.facts)
+    if data.state == PanelState.READY and isinstance(data.facts, OrganizationFacts):
+        return 200, organization_json_panel(data.facts)
     if data.state == PanelState.NOT_FOUND:
         # Not an error: the record is gone or not visible to this user; Pipedrive shows "no data".
         return 200, {"data": []}
@@ -142,4 +161,6 @@ def json_panel_response(
     if data.state == PanelState.RATE_LIMITED:
         wait = f" in about {max(1, round(data.retry_after))} seconds" if data.retry_after else " in a minute"
         return json_error("Pipedrive is busy", f"The API rate limit was reached. Try again{wait}.", status=429)
+    if data.state == PanelState.SLOW:
+        return json_error("Pipedrive is slow", "Pipedrive did not answer in time. Retry in a few seconds.", status=503)
     return json_error("Pipedrive could not be reached", "Try again in a moment.", status=503)

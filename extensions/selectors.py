@@ -3,8 +3,9 @@ for a shared JSON panel seen by a user who never installed, an installed user's 
 its change history from this app's own store.
 
 The record is read first; everything named by it (pipeline, stage, person, organization, owner) is
-then read at the same time (``concurrent_calls``), so a panel costs two round trips to Pipedrive
-whatever the number of lookups. Results are cached briefly per viewer: Pipedrive's permissions are
+then read at the same time (``concurrent_calls``), so a first view costs two round trips to Pipedrive
+whatever the number of lookups; later views read the record and what it named last time at once, one
+round trip (see "references" below). Results are cached briefly per viewer: Pipedrive's permissions are
 per user, so one user's answer is never shown to another.
 """
 
@@ -21,6 +22,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import requests
 from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
@@ -28,7 +30,7 @@ from django.utils import formats, timezone, translation
 
 from pipedrive_app.history.field_labels import temporal_value
 from pipedrive_app.installations.models import CompanySettings, Installation
-from pipedrive_app.installations.services import InstallationNotActive, NeedsReauth
+from pipedrive_app.installations.services import InstallationNotActive, NeedsReauth, TokenRefreshFailed
 from pipedrive_app.pipedrive.client import PipedriveClient
 from pipedrive_app.pipedrive.errors import (
     PipedriveAuthError,
@@ -37,7 +39,7 @@ from pipedrive_app.pipedrive.errors import (
     PipedriveNotFound,
     PipedriveRateLimited,
 )
-from pipedrive_app.pipedrive.types import ContactPoint, Deal, Person
+from pipedrive_app.pipedrive.types import ContactPoint, Deal, Organization, Person
 
 from .concurrent_calls import CallOutcome, calls_run
 from .panel_auth import PanelContext
@@ -54,6 +56,7 @@ class PanelState(StrEnum):
     NEEDS_REAUTH = "needs_reauth"
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
+    SLOW = "slow"  # Pipedrive (or its token endpoint) did not answer within the panel's time budget
     NOT_FOUND = "not_found"
     FORBIDDEN = "forbidden"
 
@@ -112,11 +115,35 @@ class PersonFacts:
 
 
 @dataclass(frozen=True)
+class PersonBrief:
+    id: int
+    name: str
+    email: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True)
+class OrganizationFacts:
+    id: int
+    name: str
+    address: str | None
+    owner_id: int | None
+    owner_name: str | None
+    open_deals: tuple[OpenDeal, ...]
+    open_deals_more: bool
+    people: tuple[PersonBrief, ...]
+    people_more: bool
+
+
+Facts = DealFacts | PersonFacts | OrganizationFacts
+
+
+@dataclass(frozen=True)
 class PanelData:
     """The outcome of reading a panel: its facts when READY, otherwise why not."""
 
     state: PanelState
-    facts: DealFacts | PersonFacts | None = None
+    facts: Facts | None = None
     retry_after: float | None = None
 
 
@@ -151,6 +178,8 @@ def _failure_state(error: BaseException) -> PanelData:
         return PanelData(PanelState.NOT_FOUND)
     if isinstance(error, PipedriveForbidden):
         return PanelData(PanelState.FORBIDDEN)
+    if isinstance(error, TokenRefreshFailed) or isinstance(error.__cause__, requests.Timeout):
+        return PanelData(PanelState.SLOW)
     if isinstance(error, PipedriveError):
         return PanelData(PanelState.UNAVAILABLE)
     raise error
@@ -158,6 +187,13 @@ def _failure_state(error: BaseException) -> PanelData:
 
 def _cache_key(panel: PanelContext, *parts: object) -> str:
     return ":".join(["extensions", str(panel.company.pk), str(panel.pipedrive_user_id), *map(str, parts)])
+
+
+def panel_cache_prefixes(company_pk: int, pipedrive_company_id: int, pipedrive_user_id: int | None) -> list[str]:
+    """What uninstall deletes: a user's cached panels and names, or all of the company's."""
+    if pipedrive_user_id is not None:
+        return [f"extensions:{company_pk}:{pipedrive_user_id}:"]
+    return [f"extensions:{company_pk}:", f"extensions:touched:{company_pk}:"]
 
 
 # --- the panel cache follows the records ------------------------------------------------------------
@@ -190,12 +226,17 @@ def panel_records_touch(*, company_pk: int, records: list[Record]) -> None:
     cache.set_many({_touch_key(company_pk, e, i): uuid.uuid4().hex for e, i in records}, timeout)
 
 
-def _records_shown(facts: DealFacts | PersonFacts | None) -> tuple[Record, ...]:
+def _records_shown(facts: Facts | None) -> tuple[Record, ...]:
+    shown: list[tuple[str, int | None]]
     if isinstance(facts, DealFacts):
         shown = [("deal", facts.id), ("person", facts.person_id), ("organization", facts.org_id)]
     elif isinstance(facts, PersonFacts):
         shown = [("person", facts.id), ("organization", facts.org_id)]
         shown += [("deal", deal.id) for deal in facts.open_deals]
+    elif isinstance(facts, OrganizationFacts):
+        shown = [("organization", facts.id)]
+        shown += [("deal", deal.id) for deal in facts.open_deals]
+        shown += [("person", person.id) for person in facts.people]
     else:
         return ()
     return tuple((entity, record_id) for entity, record_id in shown if record_id is not None)
@@ -296,17 +337,73 @@ def _known_user_names(panel: PanelContext, user_ids: set[int]) -> dict[int, str]
     return {user_id: name for user_id, name in rows if name}
 
 
-def _owner_lookup(
-    panel: PanelContext, client: PipedriveClient, owner_id: int | None, known: dict[int, str]
-) -> tuple[str | None, Callable[[], Any] | None]:
+# --- references: what a record names, read in the same round trip as the record when predictable ---
+#
+# A record names others (pipeline, stage, person, organization, owner) whose names the panel shows. Read
+# naively that is two round trips: the record, then what it names. The ids a record named at its last
+# view are kept per viewer (ids only, for EXTENSIONS_LOOKUP_CACHE_SECONDS), so the next build reads the
+# record and those references at once; the record then says which it names now, and only references not
+# predicted (a deal moved to another person, say) cost a second round. Pipeline, stage and user names
+# are also cached themselves (they rarely change); people's and organizations' names are read fresh.
+
+Reference = tuple[str, int]  # ("pipeline" | "stage" | "person" | "org" | "user", id)
+
+
+def _reference_call(panel: PanelContext, client: PipedriveClient, reference: Reference) -> Callable[[], Any]:
+    kind, object_id = reference
+    fetchers: dict[str, Callable[[int], Any]] = {
+        "pipeline": client.get_pipeline,
+        "stage": client.get_stage,
+        "user": client.get_user,
+        "person": client.get_person,
+        "org": client.get_organization,
+    }
+    fetch = partial(fetchers[kind], object_id)
+    if kind in ("pipeline", "stage", "user"):
+        return _lookup_cached(panel, kind, object_id, fetch)
+    return fetch
+
+
+def _call_name(reference: Reference) -> str:
+    return f"ref:{reference[0]}:{reference[1]}"
+
+
+def _read_with_references(
+    panel: PanelContext,
+    client: PipedriveClient,
+    kind: str,
+    primary: dict[str, Callable[[], Any]],
+    references_of: Callable[[dict[str, CallOutcome]], set[Reference]],
+) -> tuple[dict[str, CallOutcome], dict[Reference, CallOutcome]]:
+    """Run ``primary`` (the record itself) together with the references it named last time; then only
+    the references it names now that were not among them. ``references_of`` reads the primary outcomes
+    (and may raise, e.g. when the record itself failed)."""
+    key = _cache_key(panel, "references", kind, panel.selected_id)
+    predicted: set[Reference] = {(str(k), int(i)) for k, i in cache.get(key) or ()}
+    calls = dict(primary)
+    calls.update({_call_name(ref): _reference_call(panel, client, ref) for ref in predicted})
+    first = _first_round(calls)
+    outcomes = {name: first[name] for name in primary}
+    needed = references_of(outcomes)
+    found = {ref: first[_call_name(ref)] for ref in needed & predicted}
+    missing = sorted(needed - predicted)
+    second = _first_round({_call_name(ref): _reference_call(panel, client, ref) for ref in missing})
+    found.update({ref: second[_call_name(ref)] for ref in missing})
+    cache.set(key, sorted(needed), settings.EXTENSIONS_LOOKUP_CACHE_SECONDS)
+    return outcomes, found
+
+
+def _owner_reference(panel: PanelContext, owner_id: int | None) -> tuple[str | None, set[Reference]]:
+    """The owner's name when a user of the app (stored), else the lookup to make (``users:read``)."""
     if owner_id is None:
-        return None, None
+        return None, set()
+    known = _known_user_names(panel, {owner_id})
     if owner_id in known:
-        return known[owner_id], None
+        return known[owner_id], set()
     installation = panel.reading_installation
     if installation is not None and installation.has_scope("users:read"):
-        return None, _lookup_cached(panel, "user", owner_id, lambda: client.get_user(owner_id))
-    return None, None
+        return None, {("user", owner_id)}
+    return None, set()
 
 
 # --- deal panel -------------------------------------------------------------------------------------
@@ -317,25 +414,27 @@ def deal_panel_get(*, panel: PanelContext) -> PanelData:
     assert deal_id is not None
 
     def build(client: PipedriveClient) -> PanelData:
-        deal: Deal = _required(_first_round({"deal": lambda: client.get_deal(deal_id)})["deal"])
-        known = _known_user_names(panel, {deal.owner_id} if deal.owner_id else set())
-        owner_name, owner_call = _owner_lookup(panel, client, deal.owner_id, known)
-        calls: dict[str, Callable[[], Any]] = {}
-        if deal.pipeline_id is not None:
-            pipeline_id = deal.pipeline_id
-            calls["pipeline"] = _lookup_cached(panel, "pipeline", pipeline_id, lambda: client.get_pipeline(pipeline_id))
-        if deal.stage_id is not None:
-            stage_id = deal.stage_id
-            calls["stage"] = _lookup_cached(panel, "stage", stage_id, lambda: client.get_stage(stage_id))
-        if deal.person_id is not None:
-            person_id = deal.person_id
-            calls["person"] = lambda: client.get_person(person_id)
-        if deal.org_id is not None:
-            org_id = deal.org_id
-            calls["org"] = lambda: client.get_organization(org_id)
-        if owner_call is not None:
-            calls["owner"] = owner_call
-        found = _first_round(calls)
+        owner: dict[str, str | None] = {}
+
+        def references_of(outcomes: dict[str, CallOutcome]) -> set[Reference]:
+            deal: Deal = _required(outcomes["deal"])
+            owner["name"], refs = _owner_reference(panel, deal.owner_id)
+            named = {
+                ("pipeline", deal.pipeline_id),
+                ("stage", deal.stage_id),
+                ("person", deal.person_id),
+                ("org", deal.org_id),
+            }
+            return refs | {(kind, ref_id) for kind, ref_id in named if ref_id is not None}
+
+        outcomes, found = _read_with_references(
+            panel, client, "deal", {"deal": lambda: client.get_deal(deal_id)}, references_of
+        )
+        deal: Deal = outcomes["deal"].value
+
+        def name(kind: str, ref_id: int | None) -> Any:
+            return None if ref_id is None else _optional(found.get((kind, ref_id)))
+
         facts = DealFacts(
             id=deal.id,
             title=deal.title,
@@ -343,15 +442,15 @@ def deal_panel_get(*, panel: PanelContext) -> PanelData:
             currency=deal.currency,
             status=deal.status,
             pipeline_id=deal.pipeline_id,
-            pipeline_name=_optional(found.get("pipeline")),
+            pipeline_name=name("pipeline", deal.pipeline_id),
             stage_id=deal.stage_id,
-            stage_name=_optional(found.get("stage")),
+            stage_name=name("stage", deal.stage_id),
             owner_id=deal.owner_id,
-            owner_name=owner_name or _optional(found.get("owner")),
+            owner_name=owner.get("name") or name("user", deal.owner_id),
             person_id=deal.person_id,
-            person_name=_optional(found.get("person")),
+            person_name=name("person", deal.person_id),
             org_id=deal.org_id,
-            org_name=_optional(found.get("org")),
+            org_name=name("org", deal.org_id),
             expected_close_date=deal.expected_close_date,
             update_time=deal.update_time,
         )
@@ -368,36 +467,40 @@ def person_panel_get(*, panel: PanelContext) -> PanelData:
     assert person_id is not None
 
     def build(client: PipedriveClient) -> PanelData:
-        first = _first_round(
-            {
-                "person": lambda: client.get_person(person_id),
-                "deals": lambda: client.list_deals(person_id=person_id, status="open", limit=MAX_OPEN_DEALS + 1),
-            }
-        )
-        person: Person = _required(first["person"])
-        deals_page = first["deals"].value if first["deals"].ok else None
-        deals = list(deals_page.items) if deals_page is not None else []
-        shown, more = deals[:MAX_OPEN_DEALS], len(deals) > MAX_OPEN_DEALS or bool(deals_page and deals_page.has_more)
-        known = _known_user_names(panel, {person.owner_id} if person.owner_id else set())
-        owner_name, owner_call = _owner_lookup(panel, client, person.owner_id, known)
-        calls: dict[str, Callable[[], Any]] = {}
-        if person.org_id is not None:
-            org_id = person.org_id
-            calls["org"] = lambda: client.get_organization(org_id)
-        if owner_call is not None:
-            calls["owner"] = owner_call
-        for stage_id in sorted({deal.stage_id for deal in shown if deal.stage_id is not None}):
-            calls[f"stage:{stage_id}"] = _lookup_cached(panel, "stage", stage_id, partial(client.get_stage, stage_id))
-        found = _first_round(calls)
+        owner: dict[str, str | None] = {}
+        shown_deals: list[Any] = []
+        more_deals: list[bool] = []
+
+        def references_of(outcomes: dict[str, CallOutcome]) -> set[Reference]:
+            person: Person = _required(outcomes["person"])
+            deals_page = outcomes["deals"].value if outcomes["deals"].ok else None
+            deals = list(deals_page.items) if deals_page is not None else []
+            shown_deals.extend(deals[:MAX_OPEN_DEALS])
+            more_deals.append(len(deals) > MAX_OPEN_DEALS or bool(deals_page and deals_page.has_more))
+            owner["name"], refs = _owner_reference(panel, person.owner_id)
+            if person.org_id is not None:
+                refs.add(("org", person.org_id))
+            return refs | {("stage", deal.stage_id) for deal in shown_deals if deal.stage_id is not None}
+
+        primary: dict[str, Callable[[], Any]] = {
+            "person": lambda: client.get_person(person_id),
+            "deals": lambda: client.list_deals(person_id=person_id, status="open", limit=MAX_OPEN_DEALS + 1),
+        }
+        outcomes, found = _read_with_references(panel, client, "person", primary, references_of)
+        person: Person = outcomes["person"].value
+
+        def name(kind: str, ref_id: int | None) -> Any:
+            return None if ref_id is None else _optional(found.get((kind, ref_id)))
+
         facts = PersonFacts(
             id=person.id,
             name=person.name,
             emails=person.emails,
             phones=person.phones,
             org_id=person.org_id,
-            org_name=_optional(found.get("org")),
+            org_name=name("org", person.org_id),
             owner_id=person.owner_id,
-            owner_name=owner_name or _optional(found.get("owner")),
+            owner_name=owner.get("name") or name("user", person.owner_id),
             open_deals=tuple(
                 OpenDeal(
                     id=deal.id,
@@ -405,15 +508,93 @@ def person_panel_get(*, panel: PanelContext) -> PanelData:
                     value=deal.value,
                     currency=deal.currency,
                     stage_id=deal.stage_id,
-                    stage_name=_optional(found.get(f"stage:{deal.stage_id}")),
+                    stage_name=name("stage", deal.stage_id),
                 )
-                for deal in shown
+                for deal in shown_deals
             ),
-            open_deals_more=more,
+            open_deals_more=bool(more_deals and more_deals[0]),
         )
         return PanelData(PanelState.READY, facts=facts)
 
     return _read_panel(panel, "person", build)
+
+
+# --- organization panel -----------------------------------------------------------------------------
+
+MAX_PEOPLE = 9
+
+
+def _primary(points: tuple[ContactPoint, ...]) -> str | None:
+    for point in points:
+        if point.primary:
+            return point.value
+    return points[0].value if points else None
+
+
+def _open_deals(page: Any, names: Callable[[str, int | None], Any]) -> tuple[tuple[OpenDeal, ...], bool]:
+    deals = list(page.items) if page is not None else []
+    more = len(deals) > MAX_OPEN_DEALS or bool(page and page.has_more)
+    shown = tuple(
+        OpenDeal(
+            id=deal.id,
+            title=deal.title,
+            value=deal.value,
+            currency=deal.currency,
+            stage_id=deal.stage_id,
+            stage_name=names("stage", deal.stage_id),
+        )
+        for deal in deals[:MAX_OPEN_DEALS]
+    )
+    return shown, more
+
+
+def organization_panel_get(*, panel: PanelContext) -> PanelData:
+    """The organization, its open deals (with stages) and its people: three reads at once, then the
+    owner's and stages' names (cached; one round trip on later views, as for the other panels)."""
+    org_id = panel.selected_id
+    assert org_id is not None
+
+    def build(client: PipedriveClient) -> PanelData:
+        owner: dict[str, str | None] = {}
+
+        def references_of(outcomes: dict[str, CallOutcome]) -> set[Reference]:
+            organization: Organization = _required(outcomes["organization"])
+            owner["name"], refs = _owner_reference(panel, organization.owner_id)
+            deals = outcomes["deals"].value if outcomes["deals"].ok else None
+            stages = {deal.stage_id for deal in (deals.items[:MAX_OPEN_DEALS] if deals else ()) if deal.stage_id}
+            return refs | {("stage", stage_id) for stage_id in stages}
+
+        primary: dict[str, Callable[[], Any]] = {
+            "organization": lambda: client.get_organization(org_id),
+            "deals": lambda: client.list_deals(org_id=org_id, status="open", limit=MAX_OPEN_DEALS + 1),
+            "people": lambda: client.list_persons(org_id=org_id, limit=MAX_PEOPLE + 1),
+        }
+        outcomes, found = _read_with_references(panel, client, "organization", primary, references_of)
+        organization: Organization = outcomes["organization"].value
+
+        def name(kind: str, ref_id: int | None) -> Any:
+            return None if ref_id is None else _optional(found.get((kind, ref_id)))
+
+        open_deals, deals_more = _open_deals(outcomes["deals"].value if outcomes["deals"].ok else None, name)
+        people_page = outcomes["people"].value if outcomes["people"].ok else None
+        people = list(people_page.items) if people_page is not None else []
+        facts = OrganizationFacts(
+            id=organization.id,
+            name=organization.name,
+            address=organization.address,
+            owner_id=organization.owner_id,
+            owner_name=owner.get("name") or name("user", organization.owner_id),
+            open_deals=open_deals,
+            open_deals_more=deals_more,
+            people=tuple(
+                PersonBrief(id=p.id, name=p.name, email=_primary(p.emails), phone=_primary(p.phones))
+                for p in people[:MAX_PEOPLE]
+            ),
+            people_more=len(people) > MAX_PEOPLE or bool(people_page and people_page.has_more),
+        )
+        return PanelData(PanelState.READY, facts=facts)
+
+    return _read_panel(panel, "organization", build)
 
 
 # --- history ----------------------------------------------------------------------------------------
@@ -484,7 +665,8 @@ def panel_history_get(*, panel: PanelContext, entity: str, entity_id: int, limit
                 new_display=viewer_value_display(getattr(entry, "new_value", None), entry.new_display or "", panel),
                 when=viewer_datetime(entry.occurred_at, panel),
                 when_iso=entry.occurred_at.astimezone(zone).isoformat(),
-                actor=entry.actor_name or (f"User {entry.actor_user_id}" if entry.actor_user_id else ""),
+                actor=entry.actor_name
+                or (translation.gettext("User %(id)s") % {"id": entry.actor_user_id} if entry.actor_user_id else ""),
             )
             for entry in entries
         )

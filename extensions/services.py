@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from django.utils.html import escape
+from django.utils.translation import gettext
 
 from pipedrive_app.installations.models import CompanySettings, Installation
 from pipedrive_app.installations.services import (
@@ -55,9 +56,9 @@ class NoteCreated:
 def _active_installation(panel: PanelContext) -> Installation:
     installation = panel.installation
     if installation is None or not panel.viewer_installed:
-        raise ActionRefused("Install the app in Pipedrive first.", status=403, code="not_installed")
+        raise ActionRefused(gettext("Install the app in Pipedrive first."), status=403, code="not_installed")
     if installation.status == Installation.Status.NEEDS_REAUTH:
-        raise ActionRefused("Reconnect the app to Pipedrive first.", status=409, code="needs_reauth")
+        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth")
     return installation
 
 
@@ -67,40 +68,42 @@ def _note_html(text: str) -> str:
     return "<br>".join(paragraphs)
 
 
+NOTE_TARGETS = {"deal": "deal_id", "person": "person_id", "organization": "org_id"}
+
+
 def panel_note_create(*, panel: PanelContext, resource: str, record_id: int, content: str) -> NoteCreated:
-    """Create a note on the deal or person, as the viewer."""
+    """Create a note on the deal, person or organization, as the viewer."""
     text = (content or "").strip()
     if not text:
-        raise ActionRefused("Write something before adding the note.")
+        raise ActionRefused(gettext("Write something before adding the note."))
     if len(text) > MAX_NOTE_LENGTH:
-        raise ActionRefused(f"A note can be at most {MAX_NOTE_LENGTH} characters long.")
-    if resource not in {"deal", "person"}:
-        raise ActionRefused("Notes can be added to deals and persons only.")
+        raise ActionRefused(gettext("A note can be at most %(limit)d characters long.") % {"limit": MAX_NOTE_LENGTH})
+    if resource not in NOTE_TARGETS:
+        raise ActionRefused(gettext("Notes can be added to deals, people and organizations only."))
     installation = _active_installation(panel)
     try:
         client = viewer_client(installation)
     except (NeedsReauth, InstallationNotActive):
-        raise ActionRefused("Reconnect the app to Pipedrive first.", status=409, code="needs_reauth") from None
+        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
     except PipedriveError:
-        raise ActionRefused("Pipedrive could not be reached. Try again in a moment.", status=503) from None
+        raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
     try:
-        if resource == "deal":
-            note = client.create_note(content=_note_html(text), deal_id=record_id)
-        else:
-            note = client.create_note(content=_note_html(text), person_id=record_id)
+        note = client.create_note(content=_note_html(text), **{NOTE_TARGETS[resource]: record_id})
     except (NeedsReauth, InstallationNotActive):
-        raise ActionRefused("Reconnect the app to Pipedrive first.", status=409, code="needs_reauth") from None
+        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
     except PipedriveRateLimited:
-        raise ActionRefused("Pipedrive is busy (rate limit reached). Try again in a minute.", status=429) from None
+        raise ActionRefused(
+            gettext("Pipedrive is busy (rate limit reached). Try again in a minute."), status=429
+        ) from None
     except (PipedriveNotFound, PipedriveValidationError):
-        raise ActionRefused(f"Pipedrive did not accept the note: the {resource} may be gone.", status=422) from None
+        raise ActionRefused(gettext("Pipedrive did not accept the note: the record may be gone."), status=422) from None
     except PipedriveForbidden:
-        raise ActionRefused(f"You are not allowed to add notes to this {resource}.", status=403) from None
+        raise ActionRefused(gettext("You are not allowed to add notes to this record."), status=403) from None
     except PipedriveUnavailable:
-        raise ActionRefused("Pipedrive could not be reached. Try again in a moment.", status=503) from None
+        raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
     except PipedriveError as exc:
         logger.warning("note create failed: %s", exc)
-        raise ActionRefused("Pipedrive refused the note.", status=502) from None
+        raise ActionRefused(gettext("Pipedrive refused the note."), status=502) from None
     finally:
         client.close()
     logger.info("note %s added to %s %s by user %s", note.id, resource, record_id, panel.pipedrive_user_id)
@@ -115,7 +118,7 @@ def panel_settings_save(
     """Save the company's settings as the viewer (an active admin); reconciliation follows on commit."""
     installation = _active_installation(panel)
     if not installation.is_admin:
-        raise ActionRefused("Only a Pipedrive admin of this company can change these settings.", status=403)
+        raise ActionRefused(gettext("Only a Pipedrive admin of this company can change these settings."), status=403)
     try:
         return company_settings_update(
             company=panel.company,
@@ -126,4 +129,6 @@ def panel_settings_save(
     except InvalidSettings as exc:
         raise ActionRefused(str(exc)) from None
     except PermissionError:
-        raise ActionRefused("Only a Pipedrive admin of this company can change these settings.", status=403) from None
+        raise ActionRefused(
+            gettext("Only a Pipedrive admin of this company can change these settings."), status=403
+        ) from None

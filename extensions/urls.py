@@ -7,8 +7,10 @@ app_name = "extensions"
 urlpatterns = [
     path("panels/deal/", views.deal_panel, name="deal-panel"),
     path("panels/person/", views.person_panel, name="person-panel"),
+    path("panels/organization/", views.organization_panel, name="organization-panel"),
     path("json-panels/deal/", views.deal_json_panel, name="deal-json-panel"),
     path("json-panels/person/", views.person_json_panel, name="person-json-panel"),
+    path("json-panels/organization/", views.organization_json_panel, name="organization-json-panel"),
     path("actions/notes/", views.note_create, name="note-create"),
     path("settings/", views.settings_endpoint, name="settings"),
 ]

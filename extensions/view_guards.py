@@ -25,9 +25,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
+
+from pipedrive_app.metrics import instruments as metrics
 
 from .json_panels import json_error
 from .panel_auth import (
@@ -83,6 +87,12 @@ def _with_policy(response: HttpResponse, policy: dict[str, list[str]]) -> HttpRe
 # --- pages --------------------------------------------------------------------------------------------
 
 
+def panel_language(panel: PanelContext) -> str:
+    """The viewer's Pipedrive language (``users/me`` locale, e.g. ``de_DE``) as a Django language code:
+    one language and one locale's formats for everything a view renders."""
+    return translation.to_language(panel.locale or "en_US")
+
+
 def state_page(
     request: HttpRequest, state: str, *, status: int, panel: PanelContext | None = None, **extra: Any
 ) -> HttpResponse:
@@ -95,7 +105,9 @@ def state_page(
         "install_url": f"{settings.APP_BASE_URL}/oauth/install",
         **extra,
     }
-    return render(request, "extensions/state.html", context, status=status)
+    response = render(request, "extensions/state.html", context, status=status)
+    response.panel_outcome = state  # type: ignore[attr-defined]  # metrics: the state it showed
+    return response
 
 
 def extension_page(*, extension: str, resource: str | None, require_record: bool = True) -> Callable[[View], View]:
@@ -119,14 +131,15 @@ def extension_page(*, extension: str, resource: str | None, require_record: bool
                 logger.info("extension page %s refused: %s", request.path, exc.reason)
                 response = state_page(request, "refused", status=exc.status, reason=exc.reason)
             else:
-                try:
-                    response = view(request, panel, *args, **kwargs)
-                except Exception:
-                    logger.exception("extension page %s failed", request.path)
-                    response = state_page(request, "error", status=200, panel=panel)
+                with translation.override(panel_language(panel)):
+                    try:
+                        response = view(request, panel, *args, **kwargs)
+                    except Exception:
+                        logger.exception("extension page %s failed", request.path)
+                        response = state_page(request, "error", status=200, panel=panel)
             return _with_policy(response, _page_policy())
 
-        return xframe_options_exempt(never_cache(wrapped))
+        return metrics.panel_timed(extension, xframe_options_exempt(never_cache(wrapped)))
 
     return decorate
 
@@ -184,7 +197,7 @@ def extension_json(*, extension: str, resource: str) -> Callable[[JsonPanelView]
                 status, payload = json_error("Something went wrong", "The app could not build this panel.", status=502)
             return _json(status, payload)
 
-        return never_cache(wrapped)
+        return metrics.panel_timed(extension, never_cache(wrapped))
 
     return decorate
 
@@ -229,11 +242,12 @@ def extension_action(*, extensions: tuple[str, ...], require_record: bool = Fals
                 return action_answer(
                     ok=False, message="This request could not be verified. Reload the panel.", status=exc.status
                 )
-            try:
-                return view(request, panel, body, *args, **kwargs)
-            except Exception:
-                logger.exception("extension action %s failed", request.path)
-                return action_answer(ok=False, message="Something went wrong. Try again.", status=502)
+            with translation.override(panel_language(panel)):
+                try:
+                    return view(request, panel, body, *args, **kwargs)
+                except Exception:
+                    logger.exception("extension action %s failed", request.path)
+                    return action_answer(ok=False, message=gettext("Something went wrong. Try again."), status=502)
 
         return csrf_exempt(never_cache(wrapped))
 

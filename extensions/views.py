@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 
 from pipedrive_app.installations.models import CompanySettings
@@ -27,7 +28,6 @@ def _panel_page(request: HttpRequest, panel: PanelContext, template: str, data: 
     context = {
         "panel": panel,
         "theme": panel.theme,
-        "language": selectors.viewer_language(panel),
         "facts": data.facts,
         "history": history,
         "note_url": "/extensions/actions/notes/",
@@ -35,7 +35,17 @@ def _panel_page(request: HttpRequest, panel: PanelContext, template: str, data: 
     return render(request, template, context)
 
 
-ENTITY_PLURALS = {"activity": "Activities"}
+ENTITY_PLURALS = {
+    "deal": gettext_lazy("Deals"),
+    "person": gettext_lazy("People"),
+    "organization": gettext_lazy("Organizations"),
+    "activity": gettext_lazy("Activities"),
+    "note": gettext_lazy("Notes"),
+    "product": gettext_lazy("Products"),
+    "lead": gettext_lazy("Leads"),
+    "pipeline": gettext_lazy("Pipelines"),
+    "stage": gettext_lazy("Stages"),
+}
 
 
 @extension_page(extension="deal_panel", resource="deal")
@@ -46,6 +56,13 @@ def deal_panel(request: HttpRequest, panel: PanelContext) -> HttpResponse:
 @extension_page(extension="person_panel", resource="person")
 def person_panel(request: HttpRequest, panel: PanelContext) -> HttpResponse:
     return _panel_page(request, panel, "extensions/person_panel.html", selectors.person_panel_get(panel=panel))
+
+
+@extension_page(extension="organization_panel", resource="organization")
+def organization_panel(request: HttpRequest, panel: PanelContext) -> HttpResponse:
+    return _panel_page(
+        request, panel, "extensions/organization_panel.html", selectors.organization_panel_get(panel=panel)
+    )
 
 
 @extension_json(extension="deal_json_panel", resource="deal")
@@ -62,17 +79,24 @@ def person_json_panel(request: HttpRequest, panel: PanelContext) -> tuple[int, d
     return json_panel_response(panel=panel, data=selectors.person_panel_get(panel=panel))
 
 
-@extension_action(extensions=("deal_panel", "person_panel"), require_record=True)
+@extension_json(extension="organization_json_panel", resource="organization")
+def organization_json_panel(request: HttpRequest, panel: PanelContext) -> tuple[int, dict[str, Any]]:
+    return json_panel_response(panel=panel, data=selectors.organization_panel_get(panel=panel))
+
+
+@extension_action(extensions=("deal_panel", "person_panel", "organization_panel"), require_record=True)
 def note_create(request: HttpRequest, panel: PanelContext, body: dict[str, Any]) -> HttpResponse:
-    if panel.resource not in {"deal", "person"} or panel.selected_id is None:
-        return action_answer(ok=False, message="Notes can be added to deals and persons only.", status=400)
+    if panel.resource not in services.NOTE_TARGETS or panel.selected_id is None:
+        return action_answer(
+            ok=False, message=gettext("Notes can be added to deals, people and organizations only."), status=400
+        )
     try:
         created = services.panel_note_create(
             panel=panel, resource=panel.resource, record_id=panel.selected_id, content=str(body.get("content", ""))
         )
     except services.ActionRefused as refused:
         return action_answer(ok=False, message=refused.message, status=refused.status, code=refused.code)
-    return action_answer(ok=True, message="Note added.", note_id=created.note.id, status=201)
+    return action_answer(ok=True, message=gettext("Note added."), note_id=created.note.id, status=201)
 
 
 @extension_page(extension="settings_page", resource=None, require_record=False)
@@ -102,18 +126,18 @@ def settings_save(request: HttpRequest, panel: PanelContext, body: dict[str, Any
     entities = body.get("tracked_entities")
     days = body.get("history_retention_days")
     if not isinstance(entities, list) or not all(isinstance(e, str) for e in entities):
-        return action_answer(ok=False, message="Choose the entities to track.", status=400)
+        return action_answer(ok=False, message=gettext("Choose the entities to track."), status=400)
     if isinstance(days, str) and days.strip().isdigit():
         days = int(days.strip())
     if not isinstance(days, int) or isinstance(days, bool):
-        return action_answer(ok=False, message="Enter the number of days to keep history.", status=400)
+        return action_answer(ok=False, message=gettext("Enter the number of days to keep history."), status=400)
     try:
         saved = services.panel_settings_save(panel=panel, tracked_entities=entities, history_retention_days=days)
     except services.ActionRefused as refused:
         return action_answer(ok=False, message=refused.message, status=refused.status)
     return action_answer(
         ok=True,
-        message="Settings saved.",
+        message=gettext("Settings saved."),
         tracked_entities=saved.tracked_entities,
         history_retention_days=saved.history_retention_days,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import os
 import sys
 import tempfile
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "pipedrive_app.installations",
     "pipedrive_app.webhooks",
     "pipedrive_app.history",
+    "pipedrive_app.metrics",
     "csp",
     "extensions",
 ]
@@ -146,7 +148,7 @@ if not (DEBUG or TESTING):
     # Production behind HTTPS: `manage.py check --deploy` passes with no warning (tests/core).
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_HTTPS)
     # Probes come over plain HTTP from inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _HTTPS else 0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_HTTPS)
@@ -181,6 +183,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Workers keep Django's LOGGING (redaction, request id, LOG_FORMAT): see pipedrive_app/celery.py.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker keeps trying to reach a broker that is down (every 2 s at most, core/broker.py) rather
 # than exiting after 100 attempts.
@@ -233,6 +237,9 @@ PIPEDRIVE_TOKEN_REFRESH_MARGIN = env.int("PIPEDRIVE_TOKEN_REFRESH_MARGIN", defau
 # Pipedrive kills a refresh token unused for 60 days; refresh idle ones well before that.
 PIPEDRIVE_REFRESH_IDLE_DAYS = env.int("PIPEDRIVE_REFRESH_IDLE_DAYS", default=50)
 PIPEDRIVE_HTTP_TIMEOUT = env.float("PIPEDRIVE_HTTP_TIMEOUT", default=15.0)
+# A failed or timed-out token refresh is remembered this long per installation: callers meanwhile use
+# a still-valid access token or give up at once, instead of each calling the token endpoint again.
+PIPEDRIVE_TOKEN_FAILURE_MEMORY_SECONDS = env.float("PIPEDRIVE_TOKEN_FAILURE_MEMORY_SECONDS", default=10.0)
 PIPEDRIVE_OAUTH_STATE_TTL = 10 * 60
 # Client-side API limits shared by every process (pipedrive/ratelimit.py): burst per token over a
 # rolling window (Pipedrive allows 80 per 2 s on the smallest plan; 75 leaves room for network
@@ -268,7 +275,15 @@ EXTENSIONS_JWT_REQUIRE_EXPIRY = env.bool("EXTENSIONS_JWT_REQUIRE_EXPIRY", defaul
 # One JWT secret per extension, as Developer Hub allows: PIPEDRIVE_JWT_SECRET_<NAME> (NAME one of
 # EXTENSION_NAMES, upper case). An extension without its own uses PIPEDRIVE_JWT_SECRET, which
 # defaults to the client secret (Pipedrive signs with the client secret when no JWT secret is set).
-EXTENSION_NAMES = ("deal_panel", "person_panel", "deal_json_panel", "person_json_panel", "settings_page")
+EXTENSION_NAMES = (
+    "deal_panel",
+    "person_panel",
+    "organization_panel",
+    "deal_json_panel",
+    "person_json_panel",
+    "organization_json_panel",
+    "settings_page",
+)
 PIPEDRIVE_EXTENSION_JWT_SECRETS = {
     name: secret for name in EXTENSION_NAMES if (secret := env.str(f"PIPEDRIVE_JWT_SECRET_{name.upper()}", default=""))
 }
@@ -281,6 +296,11 @@ EXTENSIONS_LOOKUP_CACHE_SECONDS = env.int("EXTENSIONS_LOOKUP_CACHE_SECONDS", def
 # A panel must answer within Pipedrive's 10 s: wait out a 429 once, briefly, then say so.
 EXTENSIONS_RATE_LIMIT_MAX_WAITS = env.int("EXTENSIONS_RATE_LIMIT_MAX_WAITS", default=1)
 EXTENSIONS_RATE_LIMIT_MAX_WAIT_SECONDS = env.float("EXTENSIONS_RATE_LIMIT_MAX_WAIT_SECONDS", default=2.0)
+# A panel's time budget (Pipedrive hides an iframe that has not initialized within 10 s): how long
+# it waits for a token refresh (its own or another request's), and the timeout of its API calls.
+# Past the budget it answers "Pipedrive is slow, retry"; the refresh finishes in the background.
+EXTENSIONS_TOKEN_WAIT_SECONDS = env.float("EXTENSIONS_TOKEN_WAIT_SECONDS", default=3.0)
+EXTENSIONS_API_TIMEOUT_SECONDS = env.float("EXTENSIONS_API_TIMEOUT_SECONDS", default=3.0)
 
 # --- Webhooks and change history (pipedrive_app/webhooks, pipedrive_app/history) --------------------
 # The receiver answers 413 above this many bytes.
@@ -305,6 +325,25 @@ WEBHOOKS_INBOX_RETENTION_DAYS = env.int("WEBHOOKS_INBOX_RETENTION_DAYS", default
 WEBHOOKS_SUBSCRIPTION_NAME = env.str("WEBHOOKS_SUBSCRIPTION_NAME", default="Change history")
 # An unknown custom field key refreshes the *Fields cache at most this often per company and entity.
 HISTORY_FIELDS_REFRESH_MIN_SECONDS = env.int("HISTORY_FIELDS_REFRESH_MIN_SECONDS", default=60)
+
+# --- Metrics: Prometheus at /metrics (pipedrive_app/metrics, docs/deployment.md "Monitoring") -------
+# Off: no hook records anything and /metrics answers 404 (the webhook benchmark's switch).
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+# Scrapers must send "Authorization: Bearer <METRICS_TOKEN>" and/or come from METRICS_ALLOWED_NETWORKS
+# (comma-separated CIDRs, checked against the connecting address; with both set, both must hold).
+# With neither set /metrics answers 404. DEBUG allows loopback by default.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"] if DEBUG else [])
+try:
+    _metrics_networks = [ipaddress.ip_network(net.strip(), strict=False) for net in METRICS_ALLOWED_NETWORKS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {exc}") from None
+# Gauges computed at scrape time (inbox depth, queues, budget) are reused for this many seconds.
+METRICS_SCRAPE_CACHE_SECONDS = env.int("METRICS_SCRAPE_CACHE_SECONDS", default=10)
+# Multiprocess mode (gunicorn and Celery workers add up): every process of a host gets the same
+# PROMETHEUS_MULTIPROC_DIR, an empty directory at boot (prometheus_client reads it from the environment).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 # --- Sandbox: the local Pipedrive stand-in (sandbox/README.md) ------------------------------------
 # On for `make run` and the test suite, off otherwise; it has its own database alias so that its
@@ -364,6 +403,8 @@ ACCOUNT_SESSION_REMEMBER = False
 # ACCOUNT_RATE_LIMITS is left unset on purpose: allauth's default limits (login, failed logins,
 # password reset, ...) stay on.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# TOTP and recovery-code seeds are encrypted at rest with TOKEN_ENCRYPTION_KEYS (dashboard/adapters.py).
+MFA_ADAPTER = "pipedrive_app.dashboard.adapters.OperatorMFAAdapter"
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Pipedrive app operators")
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard:overview"

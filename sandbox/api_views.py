@@ -20,6 +20,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import api_limits, conf, representations, selectors, services
+from .facts import errors, wire
+from .facts import scopes as scope_facts
 from .models import AccessToken, ChangeEvent, FieldDefinition, SandboxCompany, SandboxUser
 from .oauth_server import build_server
 
@@ -48,7 +50,7 @@ class ApiCall:
 
 
 def _error(http_status: int, error: str, **extra: Any) -> JsonResponse:
-    return JsonResponse({"success": False, "error": error, "errorCode": http_status, **extra}, status=http_status)
+    return JsonResponse(errors.api_error(http_status, error, **extra), status=http_status)
 
 
 def _with_headers(response: HttpResponse, headers: Mapping[str, str]) -> HttpResponse:
@@ -76,23 +78,22 @@ def api_operation(key: str) -> Callable[[Callable[..., HttpResponse]], Callable[
             )
             token: AccessToken | None = getattr(oauth_request, "sandbox_access", None)
             if token is None or token.company_id != company.pk:
-                unauthorized = _error(401, "unauthorized access")
+                unauthorized = JsonResponse(errors.unauthorized(), status=401)
                 unauthorized["WWW-Authenticate"] = 'Bearer realm="pipedrive-sandbox"'
                 return unauthorized
             burst = api_limits.burst_limiter.hit(
                 token.token_hash, limit=company.burst_limit, window=conf.burst_window_seconds()
             )
             if not burst.allowed:
-                return _with_headers(_error(429, "Request over limit"), burst.headers())
+                return _with_headers(JsonResponse(errors.over_limit(), status=429), burst.headers())
             if getattr(oauth_request, "sandbox_denial", None) == "scope":
-                needed = " or ".join(api_limits.operation_scopes(key))
-                return _with_headers(
-                    _error(403, f"This token lacks the scope this request needs ({needed})", message="Forbidden"),
-                    burst.headers(),
-                )
+                denied = errors.scope_denied(api_limits.operation_scopes(key))
+                return _with_headers(JsonResponse(denied, status=403), burst.headers())
+            if scope_facts.admin_only(api_limits.operation_scopes(key)) and not token.user.is_admin:
+                return _with_headers(JsonResponse(errors.admin_required(), status=403), burst.headers())
             budget = api_limits.company_budget_charge(company_id=company.pk, cost=api_limits.operation_cost(key))
             if not budget.allowed:
-                return _with_headers(_error(429, "Daily token budget of the company exhausted"), budget.headers())
+                return _with_headers(_error(429, errors.BUDGET_EXHAUSTED_MESSAGE), budget.headers())
             call = ApiCall(request=request, company=company, user=token.user, token=token)
             response: HttpResponse
             try:
@@ -147,6 +148,14 @@ def _user_get(call: ApiCall, user_id: int) -> HttpResponse:
     return _ok(representations.user_v1(user, viewer_id=call.user.pk))
 
 
+@api_operation("users.list")
+def _users_list(call: ApiCall) -> HttpResponse:
+    """``GET /api/v1/users``: every user of the token's company (scope ``users:read``)."""
+    rows = selectors.company_users(company=call.company)
+    return _ok([representations.user_v1(row, viewer_id=call.user.pk) for row in rows])
+
+
+users = _method_router(get=_users_list)
 users_me = _method_router(get=_users_me)
 user = _method_router(get=_user_get)
 
@@ -155,8 +164,7 @@ user = _method_router(get=_user_get)
 
 
 def _cursor_response(page: selectors.CursorPage, render: Callable[[Any], dict[str, Any]]) -> JsonResponse:
-    additional = {"next_cursor": page.next_cursor} if page.next_cursor else {}
-    return _ok([render(item) for item in page.items], additional_data=additional)
+    return JsonResponse(wire.cursor_page([render(item) for item in page.items], page.next_cursor))
 
 
 @api_operation("deals.list")
@@ -305,13 +313,8 @@ person_fields = _method_router(get=_person_fields)
 @api_operation("notes.list")
 def _notes_list(call: ApiCall) -> HttpResponse:
     page = selectors.notes_list(company=call.company, query=call.query)
-    pagination: dict[str, Any] = {"start": page.start, "limit": page.limit, "more_items_in_collection": page.more}
-    if page.more:
-        pagination["next_start"] = page.start + page.limit
-    return _ok(
-        [representations.note_v1(note, viewer_id=call.user.pk) for note in page.items],
-        additional_data={"pagination": pagination},
-    )
+    items = [representations.note_v1(note, viewer_id=call.user.pk) for note in page.items]
+    return JsonResponse(wire.offset_page(items, start=page.start, limit=page.limit, more=page.more))
 
 
 @api_operation("notes.create")
@@ -321,6 +324,54 @@ def _notes_create(call: ApiCall) -> HttpResponse:
 
 
 notes = _method_router(get=_notes_list, post=_notes_create)
+
+
+# --- leads (v1; UUID ids) --------------------------------------------------------------------------------------
+
+
+def _lead_or_none(call: ApiCall, lead_id: str) -> Any:
+    return selectors.lead_get(company=call.company, lead_id=lead_id)
+
+
+@api_operation("leads.list")
+def _leads_list(call: ApiCall) -> HttpResponse:
+    page = selectors.leads_list(company=call.company, query=call.query)
+    items = [representations.lead_v1(lead) for lead in page.items]
+    return JsonResponse(wire.offset_page(items, start=page.start, limit=page.limit, more=page.more))
+
+
+@api_operation("leads.create")
+def _leads_create(call: ApiCall) -> HttpResponse:
+    lead = services.lead_create(company=call.company, actor=call.user, data=call.json_body(), source=_source())
+    return _ok(representations.lead_v1(lead), http_status=201)
+
+
+@api_operation("leads.get")
+def _lead_get(call: ApiCall, lead_id: str) -> HttpResponse:
+    lead = _lead_or_none(call, lead_id)
+    return _ok(representations.lead_v1(lead)) if lead else _error(404, "Lead not found")
+
+
+@api_operation("leads.update")
+def _lead_update(call: ApiCall, lead_id: str) -> HttpResponse:
+    lead = _lead_or_none(call, lead_id)
+    if lead is None:
+        return _error(404, "Lead not found")
+    lead = services.lead_update(lead=lead, actor=call.user, data=call.json_body(), source=_source())
+    return _ok(representations.lead_v1(lead))
+
+
+@api_operation("leads.delete")
+def _lead_delete(call: ApiCall, lead_id: str) -> HttpResponse:
+    lead = _lead_or_none(call, lead_id)
+    if lead is None:
+        return _error(404, "Lead not found")
+    services.lead_delete(lead=lead, actor=call.user, source=_source())
+    return _ok({"id": str(lead.pk)})
+
+
+leads = _method_router(get=_leads_list, post=_leads_create)
+lead = _method_router(get=_lead_get, patch=_lead_update, delete=_lead_delete)
 
 
 # --- webhooks (v1, scope admin) -------------------------------------------------------------------------------------
@@ -341,9 +392,7 @@ def _webhooks_create(call: ApiCall) -> HttpResponse:
     except services.WebhookLimitReached as exc:
         return _error(422, exc.message, status="error")
     except services.RecordInputError as exc:
-        return JsonResponse(
-            {"success": False, "status": "error", "errors": exc.errors or {"body": [exc.message]}}, status=400
-        )
+        return JsonResponse(errors.invalid_fields(exc.errors or {"body": [exc.message]}), status=400)
     return JsonResponse({"success": True, "status": "ok", "data": representations.webhook_v1(webhook)}, status=201)
 
 
@@ -354,15 +403,7 @@ def _webhook_delete(call: ApiCall, webhook_id: int) -> HttpResponse:
         None,
     )
     if found is None:
-        return JsonResponse(
-            {
-                "success": False,
-                "status": "error",
-                "errors": {"id": ["Webhook not found"]},
-                "error": "Webhook not found",
-            },
-            status=404,
-        )
+        return JsonResponse(errors.webhook_not_found(), status=404)
     services.webhook_remove(webhook=found, reason="Deleted through the API")
     return JsonResponse({"success": True, "status": "ok", "data": {"id": webhook_id}})
 

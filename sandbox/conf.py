@@ -6,22 +6,21 @@ Read at call time, not import time, so tests can change them with pytest-django'
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from django.conf import settings
 
-# Pipedrive's documented values (docs/pipedrive-platform.md); the sandbox makes a few adjustable.
-AUTHORIZATION_CODE_LIFETIME = 5 * 60
-REFRESH_TOKEN_IDLE_DAYS = 60
-WEBHOOKS_PER_USER = 40
-WEBHOOK_TIMEOUT = 10.0
-WEBHOOK_RETRY_DELAYS = (3, 30, 150)  # after attempts 1, 2, 3; attempt 4 is the last
-WEBHOOK_BAN_AFTER_FAILED_FIRST_ATTEMPTS = 10
-WEBHOOK_BAN_MINUTES = 30
-WEBHOOK_REMOVE_AFTER_DAYS = 3
-MAX_PAGE_SIZE = 500
-# users:read lets the panels name a record's owner who has not installed the app (GET /api/v1/users/{id}).
-DEFAULT_SCOPES = "base,deals:full,contacts:full,users:read,admin"
+from .facts import limits, scopes
+
+# Pipedrive's documented values live in ``facts.limits`` and ``facts.scopes`` (shared with the tests'
+# double); these names are kept for the sandbox's modules. The settings below make a few adjustable.
+AUTHORIZATION_CODE_LIFETIME = limits.AUTHORIZATION_CODE_LIFETIME_SECONDS
+REFRESH_TOKEN_IDLE_DAYS = limits.REFRESH_TOKEN_IDLE_DAYS
+WEBHOOKS_PER_USER = limits.WEBHOOKS_PER_USER
+WEBHOOK_TIMEOUT = limits.WEBHOOK_TIMEOUT_SECONDS
+WEBHOOK_RETRY_DELAYS = limits.WEBHOOK_RETRY_DELAYS
+WEBHOOK_BAN_AFTER_FAILED_FIRST_ATTEMPTS = limits.WEBHOOK_BAN_AFTER_FAILED_FIRST_ATTEMPTS
+WEBHOOK_BAN_MINUTES = limits.WEBHOOK_BAN_MINUTES
+WEBHOOK_REMOVE_AFTER_DAYS = limits.WEBHOOK_REMOVE_AFTER_DAYS
 # Company domains that would collide with the sandbox's own pages.
 RESERVED_DOMAINS = frozenset({"oauth", "marketplace", "webhooks", "static", "api", "companies"})
 
@@ -34,26 +33,25 @@ def _setting(name: str, default: object) -> object:
 
 def access_token_lifetime() -> int:
     """Seconds an access token lives (Pipedrive: 3599); shorten it to watch a refresh happen."""
-    return int(_setting("SANDBOX_ACCESS_TOKEN_LIFETIME", 3599))  # type: ignore[call-overload]
+    return int(_setting("SANDBOX_ACCESS_TOKEN_LIFETIME", limits.ACCESS_TOKEN_LIFETIME_SECONDS))  # type: ignore[call-overload]
 
 
 def app_scopes() -> list[str]:
     """The scopes of the one registered app, fixed as in Developer Hub."""
-    raw = str(_setting("SANDBOX_APP_SCOPES", DEFAULT_SCOPES))
-    return [part for part in raw.replace(" ", ",").split(",") if part]
+    return scopes.parse(str(_setting("SANDBOX_APP_SCOPES", scopes.APP_SCOPES)))
 
 
 def burst_window_seconds() -> float:
     """Pipedrive's burst limit counts requests per token over a rolling 2-second window."""
-    return float(_setting("SANDBOX_BURST_WINDOW_SECONDS", 2.0))  # type: ignore[arg-type]
+    return float(_setting("SANDBOX_BURST_WINDOW_SECONDS", limits.BURST_WINDOW_SECONDS))  # type: ignore[arg-type]
 
 
 def default_burst_limit() -> int:
-    return int(_setting("SANDBOX_BURST_LIMIT", 80))  # type: ignore[call-overload]
+    return int(_setting("SANDBOX_BURST_LIMIT", limits.BURST_LIMIT))  # type: ignore[call-overload]
 
 
 def default_daily_budget() -> int:
-    return int(_setting("SANDBOX_DAILY_BUDGET", 30_000))  # type: ignore[call-overload]
+    return int(_setting("SANDBOX_DAILY_BUDGET", limits.DAILY_BUDGET))  # type: ignore[call-overload]
 
 
 def webhook_delay_scale() -> float:
@@ -81,11 +79,3 @@ def base_url() -> str:
 
 def api_domain(domain: str) -> str:
     return f"{base_url()}/{domain}"
-
-
-def openapi_dir() -> Path:
-    """Pipedrive's OpenAPI files, vendored in the repository (vendor/pipedrive-openapi/)."""
-    configured = _setting("PIPEDRIVE_OPENAPI_DIR", "")
-    if configured:
-        return Path(str(configured))
-    return Path(settings.BASE_DIR) / "vendor" / "pipedrive-openapi"

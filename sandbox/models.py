@@ -58,6 +58,9 @@ class Pipeline(models.Model):
     company = models.ForeignKey(SandboxCompany, on_delete=models.CASCADE, related_name="pipelines")
     name = models.CharField(max_length=255)
     order_nr = models.PositiveIntegerField(default=1)
+    deal_probability = models.BooleanField(default=True, help_text="Deal probabilities are used.")
+    add_time = models.DateTimeField(default=timezone.now)
+    update_time = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("company", "order_nr", "pk")
@@ -71,6 +74,9 @@ class Stage(models.Model):
     name = models.CharField(max_length=255)
     order_nr = models.PositiveIntegerField(default=1)
     deal_probability = models.PositiveSmallIntegerField(default=100)
+    rotten_days = models.PositiveIntegerField(null=True, blank=True, help_text="Days until a deal rots; none: never.")
+    add_time = models.DateTimeField(default=timezone.now)
+    update_time = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("pipeline", "order_nr", "pk")
@@ -154,12 +160,39 @@ class Deal(models.Model):
         return self.title
 
 
+class Lead(models.Model):
+    """A lead: a potential deal, with a UUID id (API v1 ``/leads``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    company = models.ForeignKey(SandboxCompany, on_delete=models.CASCADE, related_name="leads")
+    title = models.CharField(max_length=255)
+    owner = models.ForeignKey(SandboxUser, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    creator = models.ForeignKey(SandboxUser, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    person = models.ForeignKey(Person, on_delete=models.SET_NULL, null=True, blank=True, related_name="leads")
+    org = models.ForeignKey(Organization, on_delete=models.SET_NULL, null=True, blank=True, related_name="leads")
+    value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, default="EUR")
+    expected_close_date = models.DateField(null=True, blank=True)
+    is_archived = models.BooleanField(default=False)
+    custom_fields = models.JSONField(default=dict, blank=True)
+    add_time = models.DateTimeField(default=timezone.now)
+    update_time = models.DateTimeField(default=timezone.now)
+    is_deleted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("company", "add_time", "pk")
+
+    def __str__(self) -> str:
+        return self.title
+
+
 class Note(models.Model):
     company = models.ForeignKey(SandboxCompany, on_delete=models.CASCADE, related_name="notes")
     content = models.TextField()
     deal = models.ForeignKey(Deal, on_delete=models.SET_NULL, null=True, blank=True, related_name="notes")
     person = models.ForeignKey(Person, on_delete=models.SET_NULL, null=True, blank=True, related_name="notes")
     org = models.ForeignKey(Organization, on_delete=models.SET_NULL, null=True, blank=True, related_name="notes")
+    lead = models.ForeignKey(Lead, on_delete=models.SET_NULL, null=True, blank=True, related_name="notes")
     user = models.ForeignKey(SandboxUser, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     add_time = models.DateTimeField(default=timezone.now)
     update_time = models.DateTimeField(default=timezone.now)
@@ -178,6 +211,8 @@ class FieldDefinition(models.Model):
     class Entity(models.TextChoices):
         DEAL = "deal", "Deal"
         PERSON = "person", "Person"
+        ORGANIZATION = "organization", "Organization"
+        LEAD = "lead", "Lead"
 
     company = models.ForeignKey(SandboxCompany, on_delete=models.CASCADE, related_name="field_definitions")
     entity = models.CharField(max_length=16, choices=Entity.choices)
@@ -318,11 +353,13 @@ class ChangeEvent(models.Model):
     company = models.ForeignKey(SandboxCompany, on_delete=models.CASCADE, related_name="events")
     user = models.ForeignKey(SandboxUser, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     entity = models.CharField(max_length=32)
-    entity_id = models.BigIntegerField()
+    entity_id = models.CharField(max_length=36, help_text="A number, or a lead's UUID.")
     action = models.CharField(max_length=8, choices=Action.choices)
     change_source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
-    data = models.JSONField(null=True, blank=True, help_text="The record after the change (v2 shape).")
+    data = models.JSONField(null=True, blank=True, help_text="The record after the change (webhooks v2 shape).")
     previous = models.JSONField(null=True, blank=True, help_text="Changed fields' old values; all on delete.")
+    data_v1 = models.JSONField(null=True, blank=True, help_text="The record after the change (webhooks v1 shape).")
+    previous_v1 = models.JSONField(null=True, blank=True, help_text="The whole record before (webhooks v1 shape).")
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

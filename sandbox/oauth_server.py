@@ -34,6 +34,8 @@ from oauthlib.common import Request
 from oauthlib.oauth2 import RequestValidator, WebApplicationServer
 
 from . import conf, services
+from .facts import scopes as scope_facts
+from .facts.scopes import allows
 from .models import AccessToken, AuthorizationCode, RefreshToken, SandboxUser
 from .routers import SANDBOX_DB
 
@@ -53,8 +55,7 @@ def new_refresh_token(request: Request | None = None) -> str:
 
 def scopes_for(user: SandboxUser) -> list[str]:
     """The app's fixed scopes; a non-admin user's install gets everything but ``admin``."""
-    scopes = conf.app_scopes()
-    return scopes if user.is_admin else [scope for scope in scopes if scope != "admin"]
+    return scope_facts.granted(conf.app_scopes(), is_admin=user.is_admin)
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -249,7 +250,7 @@ class PipedriveRequestValidator(RequestValidator):
         request.sandbox_access = row
         request.user = row.user
         request.scopes = list(row.scopes)
-        if scopes and not set(scopes) & set(row.scopes):
+        if not allows(row.scopes, scopes or ()):
             request.sandbox_denial = "scope"
             return False
         return True
@@ -288,7 +289,7 @@ class PipedriveRequestValidator(RequestValidator):
 
 def _pipedrive_token_fields(token: dict[str, Any], token_handler: Any, request: Request) -> dict[str, Any]:
     """Pipedrive's additions to the token response: comma-separated scope and the api_domain."""
-    token["scope"] = ",".join(request.scopes or [])
+    token["scope"] = scope_facts.response_scope(request.scopes or [])
     token["api_domain"] = request.user.company.api_domain
     return token
 

@@ -187,6 +187,8 @@ def company_page(request: HttpRequest, domain: str) -> HttpResponse:
             "users": list(company.users.order_by("pk")),
             "deals": selectors.company_deals(company=company),
             "persons": selectors.company_persons(company=company),
+            "leads": selectors.company_leads(company=company),
+            "pipelines": selectors.company_pipelines(company=company),
             "events": selectors.events_recent(company=company, limit=15),
         },
     )
@@ -266,11 +268,31 @@ def person_page(request: HttpRequest, domain: str, person_id: int) -> HttpRespon
     return render(request, "sandbox/person.html", context)
 
 
+@require_GET
+def organization_page(request: HttpRequest, domain: str, org_id: int) -> HttpResponse:
+    """An organization as Pipedrive shows it: its people and deals, notes, and the app's panels."""
+    company = _company(domain)
+    org = selectors.organization_get(company=company, org_id=org_id)
+    if org is None:
+        raise Http404("No such organization")
+    context = _record_context(request, company, "organization", org.pk)
+    context.update(
+        {
+            "org": org,
+            "people": selectors.organization_people(org=org),
+            "deals": selectors.organization_deals(org=org),
+            "notes": selectors.record_notes(org=org),
+            "json_panel": _json_panel(request, company, "organization", org.pk),
+        }
+    )
+    return render(request, "sandbox/organization.html", context)
+
+
 @require_POST
 def note_add(request: HttpRequest, domain: str) -> HttpResponse:
     company = _company(domain)
     actor = _acting_user(request, company)
-    data = _form_data(request, ("content", "deal_id", "person_id"))
+    data = _form_data(request, ("content", "deal_id", "person_id", "org_id"))
     try:
         services.note_create(company=company, actor=actor, data=data, source=ChangeEvent.Source.APP)
     except services.RecordInputError as exc:
@@ -279,6 +301,40 @@ def note_add(request: HttpRequest, domain: str) -> HttpResponse:
         messages.success(request, "Note added.")
     back = request.POST.get("next", "")
     return redirect(back if back.startswith(f"/sandbox/{company.domain}/") else f"/sandbox/{company.domain}/")
+
+
+@require_POST
+def lead_add(request: HttpRequest, domain: str) -> HttpResponse:
+    company = _company(domain)
+    actor = _acting_user(request, company)
+    try:
+        lead = services.lead_create(
+            company=company,
+            actor=actor,
+            data=_form_data(request, ("title", "person_id")),
+            source=ChangeEvent.Source.APP,
+        )
+    except services.RecordInputError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Lead “{lead.title}” created.")
+    return redirect(f"/sandbox/{company.domain}/?as={actor.pk}")
+
+
+@require_POST
+def stage_add(request: HttpRequest, domain: str) -> HttpResponse:
+    company = _company(domain)
+    actor = _acting_user(request, company)
+    pipeline = next(
+        (p for p in selectors.company_pipelines(company=company) if str(p.pk) == request.POST.get("pipeline_id")), None
+    )
+    name = request.POST.get("name", "").strip()
+    if pipeline is None or not name:
+        messages.error(request, "Choose a pipeline and name the stage.")
+    else:
+        services.stage_create(pipeline=pipeline, actor=actor, name=name, source=ChangeEvent.Source.APP)
+        messages.success(request, f"Stage “{name}” added to {pipeline.name}.")
+    return redirect(f"/sandbox/{company.domain}/?as={actor.pk}")
 
 
 # --- installed apps ------------------------------------------------------------------------------------------

@@ -1,57 +1,22 @@
-"""How the sandbox's records look on the wire: API v2 deals, persons, organizations, pipelines and
-stages; v1 notes, users and webhooks.
-
-Shapes follow Pipedrive's OpenAPI files (``vendor/pipedrive-openapi/``). Where Pipedrive itself
-sends ``null`` for a field the files declare non-nullable (``org_id``, ``won_time``...), the field is
-left out: the files are the contract (tests/sandbox/test_contract.py holds every response to them).
-"""
+"""The sandbox's records on the wire: its models' values handed to ``facts.wire``, where every shape
+is defined (and shared with the tests' double)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from collections.abc import Iterable
 from typing import Any
 
 from django.utils import timezone
 
 from . import models
+from .facts import wire
+from .facts.wire import rfc3339, v1_time
 
-
-def rfc3339(value: datetime | None) -> str | None:
-    """API v2 and webhooks v2 times: ``2025-01-01T10:20:00Z``."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def v1_time(value: datetime | None) -> str | None:
-    """API v1 times: ``2025-01-01 10:20:00`` in UTC."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _number(value: Decimal | None) -> int | float | None:
-    if value is None:
-        return None
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def _day(value: date | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _without_nulls(record: Mapping[str, Any], *, nullable: Iterable[str] = ()) -> dict[str, Any]:
-    keep = set(nullable)
-    return {key: value for key, value in record.items() if value is not None or key in keep}
-
-
-_DEAL_NULLABLE = ("probability", "lost_reason", "close_time", "origin_id", "channel", "channel_id")
+__all__ = ["rfc3339", "v1_time"]
 
 
 def deal_v2(deal: models.Deal) -> dict[str, Any]:
-    return _without_nulls(
+    return wire.deal_v2(
         {
             "id": deal.pk,
             "title": deal.title,
@@ -61,211 +26,178 @@ def deal_v2(deal: models.Deal) -> dict[str, Any]:
             "org_id": deal.org_id,
             "pipeline_id": deal.pipeline_id,
             "stage_id": deal.stage_id,
-            "value": _number(deal.value),
+            "value": deal.value,
             "currency": deal.currency,
-            "add_time": rfc3339(deal.add_time),
-            "update_time": rfc3339(deal.update_time),
-            "stage_change_time": rfc3339(deal.stage_change_time),
+            "add_time": deal.add_time,
+            "update_time": deal.update_time,
+            "stage_change_time": deal.stage_change_time,
             "is_deleted": deal.is_deleted,
-            "is_archived": False,
             "status": deal.status,
             "probability": deal.probability,
             "lost_reason": deal.lost_reason or None,
             "visible_to": deal.visible_to,
-            "close_time": rfc3339(deal.close_time),
-            "won_time": rfc3339(deal.won_time),
-            "lost_time": rfc3339(deal.lost_time),
-            "expected_close_date": _day(deal.expected_close_date),
-            "label_ids": [],
-            "origin": "API",
-            "origin_id": None,
-            "channel": None,
-            "channel_id": None,
-            "custom_fields": dict(deal.custom_fields or {}),
-        },
-        nullable=_DEAL_NULLABLE,
+            "close_time": deal.close_time,
+            "won_time": deal.won_time,
+            "lost_time": deal.lost_time,
+            "expected_close_date": deal.expected_close_date,
+            "custom_fields": deal.custom_fields,
+        }
     )
 
 
 def person_v2(person: models.Person) -> dict[str, Any]:
-    first, _, last = person.name.partition(" ")
-    return _without_nulls(
+    return wire.person_v2(
         {
             "id": person.pk,
             "name": person.name,
-            "first_name": first,
-            "last_name": last,
             "owner_id": person.owner_id,
             "org_id": person.org_id,
-            "add_time": rfc3339(person.add_time),
-            "update_time": rfc3339(person.update_time),
+            "add_time": person.add_time,
+            "update_time": person.update_time,
             "emails": list(person.emails or []),
             "phones": list(person.phones or []),
             "is_deleted": person.is_deleted,
             "visible_to": person.visible_to,
-            "label_ids": [],
             "job_title": person.job_title or None,
-            "custom_fields": dict(person.custom_fields or {}),
+            "custom_fields": person.custom_fields,
         }
     )
 
 
 def organization_v2(org: models.Organization) -> dict[str, Any]:
-    return _without_nulls(
+    return wire.organization_v2(
         {
             "id": org.pk,
             "name": org.name,
             "owner_id": org.owner_id,
-            "add_time": rfc3339(org.add_time),
-            "update_time": rfc3339(org.update_time),
+            "add_time": org.add_time,
+            "update_time": org.update_time,
             "is_deleted": org.is_deleted,
-            "visible_to": 3,
-            "label_ids": [],
-            "address": {"value": org.address} if org.address else None,
-            "custom_fields": {},
+            "address": org.address,
         }
     )
+
+
+def note_values(note: models.Note) -> dict[str, Any]:
+    user = note.user
+    return {
+        "id": note.pk,
+        "content": note.content,
+        "deal_id": note.deal_id,
+        "person_id": note.person_id,
+        "org_id": note.org_id,
+        "lead_id": str(note.lead_id) if note.lead_id else None,
+        "user_id": note.user_id,
+        "user_name": user.name if user else None,
+        "user_email": user.email if user else None,
+        "deal_title": note.deal.title if note.deal_id and note.deal else None,
+        "person_name": note.person.name if note.person_id and note.person else None,
+        "org_name": note.org.name if note.org_id and note.org else None,
+        "is_deleted": note.is_deleted,
+        "add_time": note.add_time,
+        "update_time": note.update_time,
+    }
 
 
 def note_v1(note: models.Note, *, viewer_id: int | None = None) -> dict[str, Any]:
-    """A note as ``/api/v1/notes`` answers (webhooks v2 send the same fields)."""
-    user = note.user
-    return _without_nulls(
+    return wire.note_v1(note_values(note), viewer_id=viewer_id)
+
+
+def pipeline_v2(pipeline: models.Pipeline) -> dict[str, Any]:
+    return wire.pipeline_v2(
         {
-            "id": note.pk,
-            "active_flag": not note.is_deleted,
-            "add_time": v1_time(note.add_time),
-            "update_time": v1_time(note.update_time),
-            "content": note.content,
-            "deal_id": note.deal_id,
-            "person_id": note.person_id,
-            "org_id": note.org_id,
-            "user_id": note.user_id,
-            "last_update_user_id": note.user_id,
-            "deal": {"title": note.deal.title} if note.deal_id and note.deal else None,
-            "person": {"name": note.person.name} if note.person_id and note.person else None,
-            "organization": {"name": note.org.name} if note.org_id and note.org else None,
-            "pinned_to_deal_flag": False,
-            "pinned_to_person_flag": False,
-            "pinned_to_organization_flag": False,
-            "pinned_to_project_flag": False,
-            "user": (
-                {"email": user.email, "name": user.name, "is_you": user.pk == viewer_id} if user is not None else None
-            ),
+            "id": pipeline.pk,
+            "name": pipeline.name,
+            "order_nr": pipeline.order_nr,
+            "is_deal_probability_enabled": pipeline.deal_probability,
+            "add_time": pipeline.add_time,
+            "update_time": pipeline.update_time,
         }
     )
 
 
-def entity_snapshot(instance: Any) -> dict[str, Any]:
-    """The ``data`` a webhook carries for a record (the API's own shape)."""
-    if isinstance(instance, models.Deal):
-        return deal_v2(instance)
-    if isinstance(instance, models.Person):
-        return person_v2(instance)
-    if isinstance(instance, models.Note):
-        return note_v1(instance)
-    if isinstance(instance, models.Organization):
-        return organization_v2(instance)
-    raise TypeError(f"no representation for {type(instance).__name__}")
-
-
-def pipeline_v2(pipeline: models.Pipeline) -> dict[str, Any]:
-    # The sandbox keeps no times for pipelines and stages: they exist since their company does.
-    stamp = rfc3339(pipeline.company.created_at)
-    return {
-        "id": pipeline.pk,
-        "name": pipeline.name,
-        "order_nr": pipeline.order_nr,
-        "is_deleted": False,
-        "is_deal_probability_enabled": True,
-        "add_time": stamp,
-        "update_time": stamp,
-    }
-
-
 def stage_v2(stage: models.Stage) -> dict[str, Any]:
-    stamp = rfc3339(stage.pipeline.company.created_at)
+    return wire.stage_v2(
+        {
+            "id": stage.pk,
+            "order_nr": stage.order_nr,
+            "name": stage.name,
+            "deal_probability": stage.deal_probability,
+            "pipeline_id": stage.pipeline_id,
+            "add_time": stage.add_time,
+            "update_time": stage.update_time,
+        }
+    )
+
+
+def lead_values(lead: models.Lead) -> dict[str, Any]:
     return {
-        "id": stage.pk,
-        "order_nr": stage.order_nr,
-        "name": stage.name,
-        "is_deleted": False,
-        "deal_probability": stage.deal_probability,
-        "pipeline_id": stage.pipeline_id,
-        "is_deal_rot_enabled": False,
-        "days_to_rotten": None,
-        "add_time": stamp,
-        "update_time": stamp,
+        "id": str(lead.pk),
+        "title": lead.title,
+        "owner_id": lead.owner_id,
+        "creator_id": lead.creator_id,
+        "person_id": lead.person_id,
+        "organization_id": lead.org_id,
+        "is_archived": lead.is_archived,
+        "value": {"amount": wire.number(lead.value), "currency": lead.currency} if lead.value is not None else None,
+        "expected_close_date": lead.expected_close_date,
+        "add_time": lead.add_time,
+        "update_time": lead.update_time,
+        "custom_fields": lead.custom_fields,
     }
+
+
+def lead_v1(lead: models.Lead) -> dict[str, Any]:
+    return wire.lead_v1(lead_values(lead))
 
 
 def user_v1(user: models.SandboxUser, *, viewer_id: int | None) -> dict[str, Any]:
-    """A user as ``GET /api/v1/users/{id}`` answers (``BaseUser`` in v1.yaml)."""
-    stamp = v1_time(user.created_at)
-    return {
-        "id": user.pk,
-        "name": user.name,
-        "default_currency": "EUR",
-        "locale": user.locale,
-        "lang": 1,
-        "email": user.email,
-        "phone": None,
-        "activated": True,
-        "last_login": v1_time(timezone.now()),
-        "created": stamp,
-        "modified": stamp,
-        "has_created_company": user.is_admin,
-        "access": [
-            {"app": "global", "admin": user.is_admin, "permission_set_id": f"sandbox-{user.company_id}-{user.pk}"}
-        ],
-        "active_flag": True,
-        "timezone_name": user.timezone_name,
-        "timezone_offset": "+00:00",
-        "role_id": 1,
-        "icon_url": None,
-        "is_you": user.pk == viewer_id,
-        "is_deleted": False,
-        "is_admin": 1 if user.is_admin else 0,
-    }
+    return wire.user_v1(
+        id=user.pk,
+        name=user.name,
+        email=user.email,
+        is_admin=user.is_admin,
+        locale=user.locale,
+        timezone_name=user.timezone_name,
+        company_id=user.company_id,
+        created=user.created_at,
+        last_login=timezone.now(),
+        viewer_id=viewer_id,
+    )
 
 
 def user_me(user: models.SandboxUser) -> dict[str, Any]:
-    """``GET /api/v1/users/me``: the user as above, plus their company."""
     company = user.company
-    language, _, country = user.locale.partition("_")
-    return {
-        **user_v1(user, viewer_id=user.pk),
-        "company_id": company.pk,
-        "company_name": company.name,
-        "company_domain": company.domain,
-        "company_country": "EE",
-        "company_industry": "Software",
-        "language": {"language_code": language or "en", "country_code": country or "US"},
-    }
+    return wire.user_me(
+        user_v1(user, viewer_id=user.pk),
+        company_id=company.pk,
+        company_name=company.name,
+        company_domain=company.domain,
+    )
 
 
 def webhook_v1(webhook: models.Webhook) -> dict[str, Any]:
-    return {
-        "id": webhook.pk,
-        "company_id": webhook.company_id,
-        "owner_id": webhook.owner_id,
-        "user_id": webhook.user_id,
-        "event_action": webhook.event_action,
-        "event_object": webhook.event_object,
-        "subscription_url": webhook.subscription_url,
-        "version": webhook.version,
-        "is_active": 1 if webhook.is_active else 0,
-        "add_time": rfc3339(webhook.add_time),
-        "remove_time": rfc3339(webhook.remove_time),
-        "type": webhook.type,
-        "http_auth_user": webhook.http_auth_user or None,
-        "http_auth_password": None,  # never echoed back
-        "remove_reason": webhook.remove_reason or None,
-        "last_delivery_time": rfc3339(webhook.last_delivery_time),
-        "last_http_status": webhook.last_http_status,
-        "admin_id": webhook.owner_id,
-        "name": webhook.name,
-    }
+    return wire.webhook_v1(
+        {
+            "id": webhook.pk,
+            "company_id": webhook.company_id,
+            "owner_id": webhook.owner_id,
+            "user_id": webhook.user_id,
+            "event_action": webhook.event_action,
+            "event_object": webhook.event_object,
+            "subscription_url": webhook.subscription_url,
+            "version": webhook.version,
+            "is_active": webhook.is_active,
+            "add_time": webhook.add_time,
+            "remove_time": webhook.remove_time,
+            "type": webhook.type,
+            "http_auth_user": webhook.http_auth_user,
+            "remove_reason": webhook.remove_reason,
+            "last_delivery_time": webhook.last_delivery_time,
+            "last_http_status": webhook.last_http_status,
+            "name": webhook.name,
+        }
+    )
 
 
 # Standard fields the *Fields endpoints list before the custom ones (a representative subset).
@@ -292,32 +224,133 @@ _STANDARD_FIELDS = {
 
 
 def fields_v2(entity: str, definitions: Iterable[models.FieldDefinition]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = [
-        {
-            "field_name": name,
-            "field_code": code,
-            "field_type": field_type,
-            "is_custom_field": False,
-            "is_optional_response_field": False,
-            "options": None,
-            "subfields": None,
-        }
+    rows = [
+        wire.field_v2(name=name, code=code, field_type=field_type, custom=False)
         for code, name, field_type in _STANDARD_FIELDS[models.FieldDefinition.Entity(entity)]
     ]
-    for definition in definitions:
-        rows.append(
-            {
-                "field_name": definition.name,
-                "field_code": definition.key,
-                "field_type": definition.field_type,
-                "is_custom_field": True,
-                "is_optional_response_field": False,
-                "options": [
-                    {"id": option.get("id"), "label": str(option.get("label", "")), "color": None}
-                    for option in (definition.options or [])
-                ]
-                or None,
-                "subfields": None,
-            }
+    rows.extend(
+        wire.field_v2(
+            name=definition.name,
+            code=definition.key,
+            field_type=definition.field_type,
+            custom=True,
+            options=definition.options,
         )
+        for definition in definitions
+    )
     return rows
+
+
+# --- webhook snapshots: a record's plain values, from which facts.webhook_bodies builds v2 and v1 ------
+
+
+def webhook_values(instance: Any) -> tuple[str, dict[str, Any]]:
+    """(entity, values) of a record as its webhooks describe it."""
+    if isinstance(instance, models.Deal):
+        deal_values = {
+            "id": instance.pk,
+            "title": instance.title,
+            "creator_user_id": instance.creator_id,
+            "owner_id": instance.owner_id,
+            "person_id": instance.person_id,
+            "org_id": instance.org_id,
+            "pipeline_id": instance.pipeline_id,
+            "stage_id": instance.stage_id,
+            "value": instance.value,
+            "currency": instance.currency,
+            "add_time": instance.add_time,
+            "update_time": instance.update_time,
+            "stage_change_time": instance.stage_change_time,
+            "status": instance.status,
+            "probability": instance.probability,
+            "lost_reason": instance.lost_reason or None,
+            "visible_to": instance.visible_to,
+            "close_time": instance.close_time,
+            "won_time": instance.won_time,
+            "first_won_time": instance.won_time,
+            "lost_time": instance.lost_time,
+            "expected_close_date": instance.expected_close_date,
+            "label_ids": [],
+            "origin": "API",
+            "custom_fields": instance.custom_fields,
+            "is_deleted": instance.is_deleted,
+        }
+        return "deal", deal_values
+    if isinstance(instance, models.Person):
+        first, _, last = instance.name.partition(" ")
+        return "person", {
+            "id": instance.pk,
+            "name": instance.name,
+            "first_name": first,
+            "last_name": last or None,
+            "owner_id": instance.owner_id,
+            "org_id": instance.org_id,
+            "add_time": instance.add_time,
+            "update_time": instance.update_time,
+            "emails": list(instance.emails or []),
+            "phones": list(instance.phones or []),
+            "visible_to": instance.visible_to,
+            "job_title": instance.job_title or None,
+            "custom_fields": instance.custom_fields,
+            "is_deleted": instance.is_deleted,
+        }
+    if isinstance(instance, models.Organization):
+        return "organization", {
+            "id": instance.pk,
+            "name": instance.name,
+            "owner_id": instance.owner_id,
+            "add_time": instance.add_time,
+            "update_time": instance.update_time,
+            "address": {"value": instance.address} if instance.address else None,
+            "visible_to": 3,
+            "custom_fields": {},
+            "is_deleted": instance.is_deleted,
+        }
+    if isinstance(instance, models.Note):
+        return "note", {
+            "id": instance.pk,
+            "user_id": instance.user_id,
+            "deal_id": instance.deal_id,
+            "person_id": instance.person_id,
+            "org_id": instance.org_id,
+            "lead_id": str(instance.lead_id) if instance.lead_id else None,
+            "active_flag": not instance.is_deleted,
+            "content": instance.content,
+            "add_time": instance.add_time,
+            "update_time": instance.update_time,
+        }
+    if isinstance(instance, models.Lead):
+        values = lead_values(instance)
+        return "lead", {**values, "is_deleted": instance.is_deleted}
+    if isinstance(instance, models.Pipeline):
+        return "pipeline", {
+            "id": instance.pk,
+            "name": instance.name,
+            "url_title": "-".join(instance.name.split()),
+            "order_nr": instance.order_nr,
+            "active_flag": True,
+            "deal_probability": instance.deal_probability,
+            "add_time": instance.add_time,
+            "update_time": instance.update_time,
+        }
+    if isinstance(instance, models.Stage):
+        return "stage", {
+            "id": instance.pk,
+            "name": instance.name,
+            "active_flag": True,
+            "rotten_days": instance.rotten_days,
+            "order_nr": instance.order_nr,
+            "deal_probability": instance.deal_probability,
+            "rotten_flag": instance.rotten_days is not None,
+            "pipeline_id": instance.pipeline_id,
+            "add_time": instance.add_time,
+            "update_time": instance.update_time,
+        }
+    raise TypeError(f"no webhook snapshot for {type(instance).__name__}")
+
+
+def v1_values(entity: str, instance: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The values a v1 body carries: a note as the v1 API shows it, other records as their snapshot."""
+    if entity == "note":
+        return {**wire.note_v1(note_values(instance)), "custom_fields": {}}
+    return values

@@ -132,10 +132,13 @@ def _seed_company(seed: CompanySeed, rng: random.Random) -> SandboxCompany:
             )
             for name, email, is_admin, locale, tz in seed.users
         ]
-        pipeline = Pipeline.objects.create(company=company, name="Sales pipeline", order_nr=1)
+        seeded = ChangeEvent.Source.SEED
+        pipeline = services.pipeline_create(company=company, actor=users[0], name="Sales pipeline", source=seeded)
         stages = [
-            Stage.objects.create(pipeline=pipeline, name=name, order_nr=index, deal_probability=probability)
-            for index, (name, probability) in enumerate(STAGES, start=1)
+            services.stage_create(
+                pipeline=pipeline, actor=users[0], name=name, deal_probability=probability, source=seeded
+            )
+            for name, probability in STAGES
         ]
         source_options = [{"id": i, "label": label} for i, label in enumerate(("Web", "Referral", "Event"), start=1)]
         FieldDefinition.objects.create(
@@ -151,7 +154,7 @@ def _seed_company(seed: CompanySeed, rng: random.Random) -> SandboxCompany:
             entity=FieldDefinition.Entity.DEAL,
             key=field_key(seed.domain, "deal:contract_months"),
             name="Contract length (months)",
-            field_type="int",
+            field_type="double",  # Pipedrive's numeric custom field
         )
         FieldDefinition.objects.create(
             company=company,

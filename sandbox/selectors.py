@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
 
-from . import conf
+from .facts import cursor, validation
+from .facts.validation import InvalidQuery
 from .models import (
     AccessToken,
     ChangeEvent,
     Deal,
     FieldDefinition,
+    Lead,
     Note,
     Organization,
     Person,
@@ -29,9 +29,7 @@ from .models import (
     WebhookDelivery,
 )
 
-
-class BadListQuery(ValueError):
-    """A list parameter is invalid (400)."""
+BadListQuery = InvalidQuery  # a list parameter is invalid (400)
 
 
 @dataclass(frozen=True)
@@ -48,49 +46,20 @@ class OffsetPage:
     more: bool
 
 
-def _int_param(query: Mapping[str, str], name: str) -> int | None:
-    raw = query.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return int(str(raw))
-    except ValueError:
-        raise BadListQuery(f"Parameter '{name}' must be an integer") from None
-
-
-def page_limit(query: Mapping[str, str]) -> int:
-    limit = _int_param(query, "limit")
-    if limit is None:
-        return 100
-    if not 1 <= limit <= conf.MAX_PAGE_SIZE:
-        raise BadListQuery(f"Parameter 'limit' must be between 1 and {conf.MAX_PAGE_SIZE}")
-    return limit
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"id": last_id}).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return int(json.loads(base64.urlsafe_b64decode(padded))["id"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise BadListQuery("Invalid cursor") from None
+_int_param = validation.int_param
+page_limit = validation.page_limit
 
 
 def _cursor_page(queryset: QuerySet[Any], query: Mapping[str, str]) -> CursorPage:
     limit = page_limit(query)
-    after = decode_cursor(query.get("cursor"))
+    after = cursor.decode_after(query.get("cursor"))
     ids = query.get("ids")
     if ids:
         wanted = [int(part) for part in ids.split(",") if part.strip().isdigit()]
         queryset = queryset.filter(pk__in=wanted)
     rows = list(queryset.filter(pk__gt=after).order_by("pk")[: limit + 1])
     page = rows[:limit]
-    return CursorPage(items=page, next_cursor=encode_cursor(page[-1].pk) if len(rows) > limit else None)
+    return CursorPage(items=page, next_cursor=cursor.encode_after(page[-1].pk) if len(rows) > limit else None)
 
 
 def deals_list(*, company: SandboxCompany, query: Mapping[str, str]) -> CursorPage:
@@ -152,6 +121,10 @@ def company_user_get(*, company: SandboxCompany, user_id: int) -> SandboxUser | 
     return SandboxUser.objects.filter(company=company, pk=user_id).first()
 
 
+def company_users(*, company: SandboxCompany) -> list[SandboxUser]:
+    return list(SandboxUser.objects.filter(company=company).order_by("pk"))
+
+
 _SORT_DIRECTIONS = ("asc", "desc")
 
 
@@ -170,29 +143,12 @@ def _sorted_page(
     if direction not in _SORT_DIRECTIONS:
         raise BadListQuery("Parameter 'sort_direction' must be asc or desc")
     limit = page_limit(query)
-    offset = _decode_offset_cursor(query.get("cursor"))
+    offset = cursor.decode_offset(query.get("cursor"))
     key = sort_keys[sort_by]
     ordered = sorted(rows, key=lambda row: (key(row), row.pk), reverse=direction == "desc")
     page = ordered[offset : offset + limit]
     more = len(ordered) > offset + limit
-    return CursorPage(items=page, next_cursor=_encode_offset_cursor(offset + limit) if more else None)
-
-
-def _encode_offset_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
-
-
-def _decode_offset_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        offset = int(json.loads(base64.urlsafe_b64decode(padded))["offset"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise BadListQuery("Invalid cursor") from None
-    if offset < 0:
-        raise BadListQuery("Invalid cursor")
-    return offset
+    return CursorPage(items=page, next_cursor=cursor.encode_offset(offset + limit) if more else None)
 
 
 def _by_id(row: Any) -> int:
@@ -227,9 +183,7 @@ def stages_list(*, company: SandboxCompany, query: Mapping[str, str]) -> CursorP
 
 
 def notes_list(*, company: SandboxCompany, query: Mapping[str, str]) -> OffsetPage:
-    start = _int_param(query, "start") or 0
-    if start < 0:
-        raise BadListQuery("Parameter 'start' must not be negative")
+    start = validation.start_param(query)
     limit = page_limit(query)
     queryset = Note.objects.filter(company=company, is_deleted=False).select_related("deal", "person", "org", "user")
     for name in ("deal_id", "person_id", "org_id", "user_id"):
@@ -238,6 +192,29 @@ def notes_list(*, company: SandboxCompany, query: Mapping[str, str]) -> OffsetPa
             queryset = queryset.filter(**{name: value})
     rows = list(queryset.order_by("pk")[start : start + limit + 1])
     return OffsetPage(items=rows[:limit], start=start, limit=limit, more=len(rows) > limit)
+
+
+def leads_list(*, company: SandboxCompany, query: Mapping[str, str]) -> OffsetPage:
+    start = validation.start_param(query)
+    limit = page_limit(query)
+    queryset = Lead.objects.filter(company=company, is_deleted=False)
+    archived = query.get("archived_status") or "not_archived"
+    if archived in ("archived", "not_archived"):
+        queryset = queryset.filter(is_archived=archived == "archived")
+    for name, field in (("person_id", "person_id"), ("organization_id", "org_id"), ("owner_id", "owner_id")):
+        value = _int_param(query, name)
+        if value is not None:
+            queryset = queryset.filter(**{field: value})
+    rows = list(queryset.order_by("add_time", "pk")[start : start + limit + 1])
+    return OffsetPage(items=rows[:limit], start=start, limit=limit, more=len(rows) > limit)
+
+
+def lead_get(*, company: SandboxCompany, lead_id: str) -> Lead | None:
+    try:
+        key = uuid.UUID(lead_id)
+    except ValueError:
+        return None
+    return Lead.objects.filter(company=company, pk=key, is_deleted=False).select_related("company").first()
 
 
 def field_definitions(*, company: SandboxCompany, entity: str) -> list[FieldDefinition]:
@@ -257,13 +234,35 @@ def company_deals(*, company: SandboxCompany) -> QuerySet[Deal]:
     return Deal.objects.filter(company=company, is_deleted=False).select_related("stage", "person", "owner")
 
 
+def company_leads(*, company: SandboxCompany) -> QuerySet[Lead]:
+    return Lead.objects.filter(company=company, is_deleted=False).select_related("person", "org")
+
+
+def company_pipelines(*, company: SandboxCompany) -> list[Pipeline]:
+    return list(Pipeline.objects.filter(company=company).order_by("order_nr", "pk"))
+
+
 def company_persons(*, company: SandboxCompany) -> QuerySet[Person]:
     return Person.objects.filter(company=company, is_deleted=False).select_related("org")
 
 
-def record_notes(*, deal: Deal | None = None, person: Person | None = None) -> QuerySet[Note]:
+def record_notes(
+    *, deal: Deal | None = None, person: Person | None = None, org: Organization | None = None
+) -> QuerySet[Note]:
     notes = Note.objects.filter(is_deleted=False).select_related("user").order_by("-pk")
-    return notes.filter(deal=deal) if deal is not None else notes.filter(person=person)
+    if deal is not None:
+        return notes.filter(deal=deal)
+    if org is not None:
+        return notes.filter(org=org)
+    return notes.filter(person=person)
+
+
+def organization_people(*, org: Organization) -> QuerySet[Person]:
+    return Person.objects.filter(org=org, is_deleted=False).order_by("pk")
+
+
+def organization_deals(*, org: Organization) -> QuerySet[Deal]:
+    return Deal.objects.filter(org=org, is_deleted=False).select_related("stage").order_by("pk")
 
 
 def deal_stages(*, deal: Deal) -> list[Stage]:

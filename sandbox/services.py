@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
 
 from . import conf, representations, tasks
+from .facts import limits, validation, webhook_bodies
 from .models import (
     AccessToken,
     ChangeEvent,
     Deal,
+    FieldDefinition,
+    Lead,
     Note,
     Organization,
     Person,
+    Pipeline,
     RefreshToken,
     SandboxCompany,
     SandboxUser,
@@ -34,22 +37,6 @@ from .models import (
 from .routers import SANDBOX_DB
 
 logger = logging.getLogger(__name__)
-
-WEBHOOK_ACTIONS = ("create", "change", "delete", "*")
-WEBHOOK_OBJECTS = (
-    "activity",
-    "deal",
-    "lead",
-    "note",
-    "organization",
-    "person",
-    "pipeline",
-    "product",
-    "stage",
-    "user",
-    "*",
-)
-WEBHOOK_VERSIONS = ("1.0", "2.0")
 
 
 class RecordInputError(Exception):
@@ -85,26 +72,52 @@ def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, A
     return previous
 
 
+Snapshot = tuple[str, dict[str, Any], dict[str, Any]]  # (entity, webhook values, v1 values)
+
+
+def _snapshot(instance: Any) -> Snapshot:
+    entity, values = representations.webhook_values(instance)
+    return entity, values, representations.v1_values(entity, instance, values)
+
+
+def _field_types(company: SandboxCompany, entity: str) -> dict[str, str]:
+    if entity not in FieldDefinition.Entity.values:
+        return {}
+    return dict(FieldDefinition.objects.filter(company=company, entity=entity).values_list("key", "field_type"))
+
+
 def _event_record(
     *,
     company: SandboxCompany,
     actor: SandboxUser | None,
-    entity: str,
-    entity_id: int,
+    instance: Any,
     action: str,
     source: str,
-    data: dict[str, Any] | None,
-    previous: dict[str, Any] | None,
+    before: Snapshot | None = None,
 ) -> ChangeEvent:
+    """Log a change of ``instance`` (its state now; ``before``: its snapshot before the change) with the
+    bodies its webhooks will carry, v2 and v1 (``facts.webhook_bodies``)."""
+    entity, values, values_v1 = _snapshot(instance)
+    types = _field_types(company, entity)
+    data = webhook_bodies.v2_data(entity, values, types)
+    old = webhook_bodies.v2_data(entity, before[1], types) if before else None
+    if action == ChangeEvent.Action.CREATE:
+        previous = None
+    elif action == ChangeEvent.Action.CHANGE:
+        previous = webhook_bodies.v2_previous(entity, old or {}, data)
+    else:
+        previous = old
     event = ChangeEvent.objects.create(
         company=company,
         user=actor,
         entity=entity,
-        entity_id=entity_id,
+        entity_id=str(instance.pk),
         action=action,
         change_source=source,
-        data=data,
+        data=None if action == ChangeEvent.Action.DELETE else data,
         previous=previous,
+        data_v1=None if action == ChangeEvent.Action.DELETE else webhook_bodies.v1_object(entity, values_v1, types),
+        previous_v1=webhook_bodies.v1_object(entity, before[2], types) if before else None,
     )
     if Webhook.objects.filter(company=company, remove_time__isnull=True).exists():
         transaction.on_commit(lambda: tasks.fan_out_event.delay(event.pk), using=SANDBOX_DB)
@@ -114,18 +127,7 @@ def _event_record(
 # --- input cleaning -----------------------------------------------------------------------------------
 
 
-def _int_or_none(data: Mapping[str, Any], name: str, errors: dict[str, list[str]]) -> int | None:
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        errors[name] = ["must be an integer"]
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        errors[name] = ["must be an integer"]
-        return None
+_int_or_none = validation.int_field
 
 
 def _owned(model: type[Any], company: SandboxCompany, pk: int | None, name: str, errors: dict[str, list[str]]) -> Any:
@@ -149,24 +151,7 @@ def _custom_fields(value: Any, errors: dict[str, list[str]]) -> dict[str, Any]:
     return dict(value)
 
 
-def _contact_points(value: Any, *, label: str, name: str, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
-    items = value if isinstance(value, list) else ([value] if value else [])
-    points: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        if isinstance(item, str):
-            if item.strip():
-                points.append({"value": item.strip(), "primary": index == 0, "label": label})
-        elif isinstance(item, Mapping) and isinstance(item.get("value"), str):
-            points.append(
-                {
-                    "value": item["value"],
-                    "primary": bool(item.get("primary", index == 0)),
-                    "label": str(item.get("label") or label),
-                }
-            )
-        else:
-            errors[name] = ["must be a list of {value, primary, label} objects"]
-    return points
+_contact_points = validation.contact_points
 
 
 def _deal_values(company: SandboxCompany, data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
@@ -289,16 +274,7 @@ def deal_create(*, company: SandboxCompany, actor: SandboxUser | None, data: Map
             deal.custom_fields = {k: v for k, v in values["custom_fields"].items() if v is not None}
         _apply_deal_status(deal, previous_status=None, now=now)
         deal.save()
-        _event_record(
-            company=company,
-            actor=actor,
-            entity="deal",
-            entity_id=deal.pk,
-            action=ChangeEvent.Action.CREATE,
-            source=source,
-            data=representations.deal_v2(deal),
-            previous=None,
-        )
+        _event_record(company=company, actor=actor, instance=deal, action=ChangeEvent.Action.CREATE, source=source)
     return deal
 
 
@@ -307,6 +283,7 @@ def deal_update(*, deal: Deal, actor: SandboxUser | None, data: Mapping[str, Any
     with transaction.atomic(using=SANDBOX_DB):
         deal = Deal.objects.select_for_update().select_related("company").get(pk=deal.pk)
         before = representations.deal_v2(deal)
+        snapshot = _snapshot(deal)
         previous_status, previous_stage = deal.status, deal.stage_id
         now = timezone.now()
         for name, value in values.items():
@@ -326,51 +303,45 @@ def deal_update(*, deal: Deal, actor: SandboxUser | None, data: Mapping[str, Any
         _event_record(
             company=deal.company,
             actor=actor,
-            entity="deal",
-            entity_id=deal.pk,
+            instance=deal,
             action=ChangeEvent.Action.CHANGE,
             source=source,
-            data=representations.deal_v2(deal),
-            previous=previous,
+            before=snapshot,
         )
     return deal
 
 
-_SoftDeleted = TypeVar("_SoftDeleted", Deal, Person)
+_SoftDeleted = TypeVar("_SoftDeleted", Deal, Person, Lead)
 
 
 def _soft_delete(
     *,
     model: type[_SoftDeleted],
-    pk: int,
-    entity: str,
-    render: Callable[[_SoftDeleted], dict[str, Any]],
+    pk: Any,
     actor: SandboxUser | None,
     source: str,
 ) -> None:
-    """Mark a deal or person deleted (once) and record the delete event with its last state."""
+    """Mark a deal, person or lead deleted (once) and record the delete event with its last state."""
     with transaction.atomic(using=SANDBOX_DB):
         record = model.objects.select_for_update().select_related("company").get(pk=pk)
         if record.is_deleted:
             return
-        before = render(record)
+        before = _snapshot(record)
         record.is_deleted = True
         record.update_time = timezone.now()
         record.save(update_fields=["is_deleted", "update_time"])
         _event_record(
             company=record.company,
             actor=actor,
-            entity=entity,
-            entity_id=record.pk,
+            instance=record,
             action=ChangeEvent.Action.DELETE,
             source=source,
-            data=None,
-            previous=before,
+            before=before,
         )
 
 
 def deal_delete(*, deal: Deal, actor: SandboxUser | None, source: str) -> None:
-    _soft_delete(model=Deal, pk=deal.pk, entity="deal", render=representations.deal_v2, actor=actor, source=source)
+    _soft_delete(model=Deal, pk=deal.pk, actor=actor, source=source)
 
 
 # --- persons --------------------------------------------------------------------------------------------
@@ -386,16 +357,7 @@ def person_create(
         for name, value in values.items():
             setattr(person, name, value)
         person.save()
-        _event_record(
-            company=company,
-            actor=actor,
-            entity="person",
-            entity_id=person.pk,
-            action=ChangeEvent.Action.CREATE,
-            source=source,
-            data=representations.person_v2(person),
-            previous=None,
-        )
+        _event_record(company=company, actor=actor, instance=person, action=ChangeEvent.Action.CREATE, source=source)
     return person
 
 
@@ -404,6 +366,7 @@ def person_update(*, person: Person, actor: SandboxUser | None, data: Mapping[st
     with transaction.atomic(using=SANDBOX_DB):
         person = Person.objects.select_for_update().select_related("company").get(pk=person.pk)
         before = representations.person_v2(person)
+        snapshot = _snapshot(person)
         for name, value in values.items():
             if name == "custom_fields":
                 merged = {**(person.custom_fields or {}), **value}
@@ -418,20 +381,16 @@ def person_update(*, person: Person, actor: SandboxUser | None, data: Mapping[st
         _event_record(
             company=person.company,
             actor=actor,
-            entity="person",
-            entity_id=person.pk,
+            instance=person,
             action=ChangeEvent.Action.CHANGE,
             source=source,
-            data=representations.person_v2(person),
-            previous=previous,
+            before=snapshot,
         )
     return person
 
 
 def person_delete(*, person: Person, actor: SandboxUser | None, source: str) -> None:
-    _soft_delete(
-        model=Person, pk=person.pk, entity="person", render=representations.person_v2, actor=actor, source=source
-    )
+    _soft_delete(model=Person, pk=person.pk, actor=actor, source=source)
 
 
 # --- organizations and notes ----------------------------------------------------------------------------
@@ -442,27 +401,13 @@ def organization_create(
 ) -> Organization:
     with transaction.atomic(using=SANDBOX_DB):
         org = Organization.objects.create(company=company, owner=actor, name=name, address=address)
-        _event_record(
-            company=company,
-            actor=actor,
-            entity="organization",
-            entity_id=org.pk,
-            action=ChangeEvent.Action.CREATE,
-            source=source,
-            data=representations.organization_v2(org),
-            previous=None,
-        )
+        _event_record(company=company, actor=actor, instance=org, action=ChangeEvent.Action.CREATE, source=source)
     return org
 
 
 def note_create(*, company: SandboxCompany, actor: SandboxUser, data: Mapping[str, Any], source: str) -> Note:
     errors: dict[str, list[str]] = {}
-    content = data.get("content")
-    if not isinstance(content, str) or not content.strip():
-        errors["content"] = ["is required"]
-    links = ("deal_id", "person_id", "org_id", "lead_id", "project_id")
-    if not any(data.get(name) not in (None, "") for name in links):
-        errors["deal_id"] = ["the note must be attached to a deal, person, organization, lead or project"]
+    content = validation.note_body(data, errors)
     deal = _owned(Deal, company, _int_or_none(data, "deal_id", errors), "deal_id", errors)
     person = _owned(Person, company, _int_or_none(data, "person_id", errors), "person_id", errors)
     org = _owned(Organization, company, _int_or_none(data, "org_id", errors), "org_id", errors)
@@ -470,17 +415,219 @@ def note_create(*, company: SandboxCompany, actor: SandboxUser, data: Mapping[st
         raise RecordInputError("The note was not saved: " + "; ".join(errors), errors=errors)
     with transaction.atomic(using=SANDBOX_DB):
         note = Note.objects.create(company=company, content=str(content), deal=deal, person=person, org=org, user=actor)
-        _event_record(
-            company=company,
-            actor=actor,
-            entity="note",
-            entity_id=note.pk,
-            action=ChangeEvent.Action.CREATE,
-            source=source,
-            data=representations.note_v1(note),
-            previous=None,
-        )
+        _event_record(company=company, actor=actor, instance=note, action=ChangeEvent.Action.CREATE, source=source)
     return note
+
+
+# --- leads (API v1 /leads; UUID ids) ------------------------------------------------------------------------
+
+
+def _lead_values(company: SandboxCompany, data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    if "title" in data or creating:
+        title = data.get("title")
+        if not isinstance(title, str) or not title.strip():
+            errors["title"] = ["is required"]
+        else:
+            values["title"] = title.strip()[:255]
+    for name, model, target in (
+        ("person_id", Person, "person"),
+        ("organization_id", Organization, "org"),
+        ("owner_id", SandboxUser, "owner"),
+    ):
+        if name in data:
+            values[target] = _owned(model, company, _int_or_none(data, name, errors), name, errors)
+    if creating and not errors and values.get("person") is None and values.get("org") is None:
+        errors["person_id"] = ["a lead needs a person or an organization"]
+    if "value" in data:
+        value = data.get("value")
+        if value is None:
+            values["value"] = None
+        elif isinstance(value, Mapping) and isinstance(value.get("currency"), str):
+            try:
+                values["value"] = Decimal(str(value.get("amount")))
+                values["currency"] = str(value["currency"]).upper()[:3]
+            except InvalidOperation:
+                errors["value"] = ["amount must be a number"]
+        else:
+            errors["value"] = ["must be {amount, currency} or null"]
+    if "is_archived" in data:
+        if not isinstance(data["is_archived"], bool):
+            errors["is_archived"] = ["must be true or false"]
+        else:
+            values["is_archived"] = data["is_archived"]
+    if "expected_close_date" in data:
+        raw = data.get("expected_close_date")
+        try:
+            values["expected_close_date"] = date.fromisoformat(raw) if raw else None
+        except (TypeError, ValueError):
+            errors["expected_close_date"] = ["must be a date (YYYY-MM-DD)"]
+    for key, value in data.items():  # v1 custom fields sit at the top level, keyed by their hash
+        if re.fullmatch(r"[0-9a-f]{40}", str(key)):
+            values.setdefault("custom_fields", {})[key] = value
+    if errors:
+        raise RecordInputError("The lead was not saved: " + "; ".join(errors), errors=errors)
+    return values
+
+
+def lead_create(*, company: SandboxCompany, actor: SandboxUser | None, data: Mapping[str, Any], source: str) -> Lead:
+    values = _lead_values(company, data, creating=True)
+    now = timezone.now()
+    with transaction.atomic(using=SANDBOX_DB):
+        lead = Lead(company=company, creator=actor, owner=actor, add_time=now, update_time=now)
+        for name, value in values.items():
+            setattr(lead, name, value)
+        lead.save()
+        _event_record(company=company, actor=actor, instance=lead, action=ChangeEvent.Action.CREATE, source=source)
+    return lead
+
+
+def lead_update(*, lead: Lead, actor: SandboxUser | None, data: Mapping[str, Any], source: str) -> Lead:
+    values = _lead_values(lead.company, data, creating=False)
+    with transaction.atomic(using=SANDBOX_DB):
+        lead = Lead.objects.select_for_update().select_related("company").get(pk=lead.pk)
+        before = representations.lead_v1(lead)
+        snapshot = _snapshot(lead)
+        for name, value in values.items():
+            if name == "custom_fields":
+                merged = {**(lead.custom_fields or {}), **value}
+                lead.custom_fields = {k: v for k, v in merged.items() if v is not None}
+            else:
+                setattr(lead, name, value)
+        if not _changed(before, representations.lead_v1(lead)):
+            return lead
+        lead.update_time = timezone.now()
+        lead.save()
+        _event_record(
+            company=lead.company,
+            actor=actor,
+            instance=lead,
+            action=ChangeEvent.Action.CHANGE,
+            source=source,
+            before=snapshot,
+        )
+    return lead
+
+
+def lead_delete(*, lead: Lead, actor: SandboxUser | None, source: str) -> None:
+    _soft_delete(model=Lead, pk=lead.pk, actor=actor, source=source)
+
+
+# --- pipelines and stages (events only: the sandbox's pages and seed change them) ------------------------
+
+
+def pipeline_create(*, company: SandboxCompany, actor: SandboxUser | None, name: str, source: str) -> Pipeline:
+    with transaction.atomic(using=SANDBOX_DB):
+        order = Pipeline.objects.filter(company=company).count() + 1
+        pipeline = Pipeline.objects.create(company=company, name=name[:255], order_nr=order)
+        _event_record(company=company, actor=actor, instance=pipeline, action=ChangeEvent.Action.CREATE, source=source)
+    return pipeline
+
+
+def pipeline_update(
+    *,
+    pipeline: Pipeline,
+    actor: SandboxUser | None,
+    source: str,
+    name: str | None = None,
+    deal_probability: bool | None = None,
+) -> Pipeline:
+    with transaction.atomic(using=SANDBOX_DB):
+        pipeline = Pipeline.objects.select_for_update().select_related("company").get(pk=pipeline.pk)
+        snapshot = _snapshot(pipeline)
+        if name is not None:
+            pipeline.name = name[:255]
+        if deal_probability is not None:
+            pipeline.deal_probability = deal_probability
+        pipeline.update_time = timezone.now()
+        pipeline.save()
+        _event_record(
+            company=pipeline.company,
+            actor=actor,
+            instance=pipeline,
+            action=ChangeEvent.Action.CHANGE,
+            source=source,
+            before=snapshot,
+        )
+    return pipeline
+
+
+def pipeline_delete(*, pipeline: Pipeline, actor: SandboxUser | None, source: str) -> None:
+    """Delete an empty pipeline (with its stages); a pipeline that still has deals is refused."""
+    with transaction.atomic(using=SANDBOX_DB):
+        pipeline = Pipeline.objects.select_for_update().select_related("company").get(pk=pipeline.pk)
+        if Deal.objects.filter(pipeline=pipeline, is_deleted=False).exists():
+            raise RecordInputError("The pipeline still has deals", errors={"id": ["the pipeline still has deals"]})
+        for stage in list(pipeline.stages.all()):
+            stage_delete(stage=stage, actor=actor, source=source)
+        snapshot = _snapshot(pipeline)
+        _event_record(
+            company=pipeline.company,
+            actor=actor,
+            instance=pipeline,
+            action=ChangeEvent.Action.DELETE,
+            source=source,
+            before=snapshot,
+        )
+        Deal.objects.filter(pipeline=pipeline).delete()
+        pipeline.delete()
+
+
+def stage_create(
+    *, pipeline: Pipeline, actor: SandboxUser | None, name: str, source: str, deal_probability: int = 100
+) -> Stage:
+    with transaction.atomic(using=SANDBOX_DB):
+        order = pipeline.stages.count() + 1
+        stage = Stage.objects.create(
+            pipeline=pipeline, name=name[:255], order_nr=order, deal_probability=deal_probability
+        )
+        _event_record(
+            company=pipeline.company, actor=actor, instance=stage, action=ChangeEvent.Action.CREATE, source=source
+        )
+    return stage
+
+
+def stage_update(
+    *, stage: Stage, actor: SandboxUser | None, source: str, name: str | None = None, rotten_days: int | None = None
+) -> Stage:
+    with transaction.atomic(using=SANDBOX_DB):
+        stage = Stage.objects.select_for_update().select_related("pipeline__company").get(pk=stage.pk)
+        snapshot = _snapshot(stage)
+        if name is not None:
+            stage.name = name[:255]
+        if rotten_days is not None:
+            stage.rotten_days = rotten_days or None
+        stage.update_time = timezone.now()
+        stage.save()
+        _event_record(
+            company=stage.pipeline.company,
+            actor=actor,
+            instance=stage,
+            action=ChangeEvent.Action.CHANGE,
+            source=source,
+            before=snapshot,
+        )
+    return stage
+
+
+def stage_delete(*, stage: Stage, actor: SandboxUser | None, source: str) -> None:
+    """Delete a stage without deals (a stage with deals is refused, as Pipedrive asks to move them first)."""
+    with transaction.atomic(using=SANDBOX_DB):
+        stage = Stage.objects.select_for_update().select_related("pipeline__company").get(pk=stage.pk)
+        if Deal.objects.filter(stage=stage, is_deleted=False).exists():
+            raise RecordInputError("The stage still has deals", errors={"id": ["the stage still has deals"]})
+        snapshot = _snapshot(stage)
+        _event_record(
+            company=stage.pipeline.company,
+            actor=actor,
+            instance=stage,
+            action=ChangeEvent.Action.DELETE,
+            source=source,
+            before=snapshot,
+        )
+        Deal.objects.filter(stage=stage).delete()
+        stage.delete()
 
 
 # --- webhooks ---------------------------------------------------------------------------------------------
@@ -489,35 +636,15 @@ def note_create(*, company: SandboxCompany, actor: SandboxUser, data: Mapping[st
 def webhook_create(*, company: SandboxCompany, owner: SandboxUser, client_id: str, data: Mapping[str, Any]) -> Webhook:
     """``POST /api/v1/webhooks`` with an app's token: an application webhook, 40 per app user."""
     errors: dict[str, list[str]] = {}
-    for name in ("subscription_url", "event_action", "event_object", "name"):
-        if not isinstance(data.get(name), str) or not data[name]:
-            errors[name] = ["is required"]
-    if "event_action" not in errors and data["event_action"] not in WEBHOOK_ACTIONS:
-        errors["event_action"] = [f"must be one of {', '.join(WEBHOOK_ACTIONS)}"]
-    if "event_object" not in errors and data["event_object"] not in WEBHOOK_OBJECTS:
-        errors["event_object"] = [f"must be one of {', '.join(WEBHOOK_OBJECTS)}"]
-    version = data.get("version") or "2.0"
-    if version not in WEBHOOK_VERSIONS:
-        errors["version"] = [f"must be one of {', '.join(WEBHOOK_VERSIONS)}"]
+    version = validation.webhook_body(data, errors)
+    user_id = None if errors else validation.int_field(data, "user_id", errors)
     url = data.get("subscription_url")
-    if "subscription_url" not in errors:
-        parts = urlsplit(str(url))
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            errors["subscription_url"] = ["invalid or non-reachable URL"]
-    errors_user: dict[str, list[str]] = {}
-    user_id = _int_or_none(data, "user_id", errors_user)
-    errors.update(errors_user)
-    for name in ("http_auth_user", "http_auth_password"):
-        if data.get(name) is not None and not isinstance(data.get(name), str):
-            errors[name] = ["must be a string"]
     if errors:
         raise RecordInputError("The webhook was not created", errors=errors)
     with transaction.atomic(using=SANDBOX_DB):
         owned = Webhook.objects.filter(owner=owner, client_id=client_id, remove_time__isnull=True).count()
         if owned >= conf.WEBHOOKS_PER_USER:
-            raise WebhookLimitReached(
-                f"The limit of {conf.WEBHOOKS_PER_USER} webhooks per app user is reached", status=422
-            )
+            raise WebhookLimitReached(limits.webhook_limit_message(), status=422)
         return Webhook.objects.create(
             company=company,
             owner=owner,

@@ -12,18 +12,14 @@ import requests
 from django.utils import timezone
 
 from . import conf
+from .facts import wire
 
 logger = logging.getLogger(__name__)
 
 
 def app_notify_uninstalled(*, company_id: int, user_id: int, client_id: str) -> int | None:
     """Send the notification; return the app's HTTP status (None when it could not be reached)."""
-    body = {
-        "client_id": client_id,
-        "company_id": company_id,
-        "user_id": user_id,
-        "timestamp": timezone.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-    }
+    body = wire.uninstall_notice(client_id=client_id, company_id=company_id, user_id=user_id, at=timezone.now())
     session = requests.Session()
     session.trust_env = False
     try:

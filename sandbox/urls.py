@@ -20,9 +20,12 @@ urlpatterns = [
     path("oauth/token", oauth_views.token, name="oauth-token"),
     path("oauth/revoke", oauth_views.revoke, name="oauth-revoke"),
     # REST API under each company's api_domain
+    path("<slug:domain>/api/v1/users", api_views.users),
     path("<slug:domain>/api/v1/users/me", api_views.users_me),
     path("<slug:domain>/api/v1/users/<int:user_id>", api_views.user),
     path("<slug:domain>/api/v1/notes", api_views.notes),
+    path("<slug:domain>/api/v1/leads", api_views.leads),
+    path("<slug:domain>/api/v1/leads/<str:lead_id>", api_views.lead),
     path("<slug:domain>/api/v1/webhooks", api_views.webhooks),
     path("<slug:domain>/api/v1/webhooks/<int:webhook_id>", api_views.webhook),
     path("<slug:domain>/api/v2/deals", api_views.deals),
@@ -41,7 +44,10 @@ urlpatterns = [
     path("<slug:domain>/", page_views.company_page, name="company"),
     path("<slug:domain>/deals/<int:deal_id>/", page_views.deal_page, name="deal"),
     path("<slug:domain>/persons/<int:person_id>/", page_views.person_page, name="person"),
+    path("<slug:domain>/organizations/<int:org_id>/", page_views.organization_page, name="organization"),
     path("<slug:domain>/notes/", page_views.note_add, name="note-add"),
+    path("<slug:domain>/leads/", page_views.lead_add, name="lead-add"),
+    path("<slug:domain>/stages/", page_views.stage_add, name="stage-add"),
     path("<slug:domain>/apps/", page_views.installed_apps_page, name="installed-apps"),
     path("<slug:domain>/apps/settings/", page_views.app_settings_page, name="app-settings"),
 ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,12 +28,12 @@ from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from . import conf
+from .facts import webhook_bodies
 from .models import ChangeEvent, Webhook, WebhookDelivery
 from .routers import SANDBOX_DB
 
 logger = logging.getLogger(__name__)
 
-_V1_ACTIONS = {"create": "added", "change": "updated", "delete": "deleted"}
 _USER_AGENT = "Pipedrive-Sandbox-Webhooks/1.0"
 
 # Timers of retries scheduled in eager mode, so tests (and shutdown) can cancel what is pending.
@@ -44,91 +44,38 @@ _timers_lock = threading.Lock()
 # --- bodies -----------------------------------------------------------------------------------------------
 
 
-def _iso_millis(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (f"{value.microsecond // 1000:03d}Z")
-
-
 def _host(event: ChangeEvent) -> str:
     return urlsplit(event.company.api_domain).netloc
 
 
-def _change_source(event: ChangeEvent) -> str:
-    return "app" if event.change_source == ChangeEvent.Source.APP else "api"
+def _delivery(event: ChangeEvent, webhook: Webhook, attempt: int) -> webhook_bodies.Delivery:
+    return webhook_bodies.Delivery(
+        action=event.action,
+        entity=event.entity,
+        entity_id=event.entity_id,
+        company_id=event.company_id,
+        user_id=event.user_id or webhook.owner_id,
+        event_id=str(event.event_id),
+        correlation_id=str(event.correlation_id),
+        occurred_at=event.occurred_at,
+        webhook_id=webhook.pk,
+        webhook_owner_id=webhook.owner_id,
+        webhook_type=webhook.type,
+        permitted_user_id=webhook.user_id,
+        change_source="app" if event.change_source == ChangeEvent.Source.APP else "api",
+        attempt=attempt,
+        host=_host(event),
+    )
 
 
 def body_v2(*, event: ChangeEvent, webhook: Webhook, attempt: int) -> dict[str, Any]:
-    """Webhooks v2: ids in ``meta`` are strings, as Pipedrive sends them."""
-    actor = str(event.user_id) if event.user_id else str(webhook.owner_id)
-    return {
-        "meta": {
-            "action": event.action,
-            "entity": event.entity,
-            "entity_id": str(event.entity_id),
-            "company_id": str(event.company_id),
-            "user_id": actor,
-            "id": str(event.event_id),
-            "correlation_id": str(event.correlation_id),
-            "timestamp": _iso_millis(event.occurred_at),
-            "type": webhook.type,
-            "version": "2.0",
-            "webhook_id": str(webhook.pk),
-            "webhook_owner_id": str(webhook.owner_id),
-            "change_source": _change_source(event),
-            "is_bulk_edit": False,
-            "attempt": attempt,
-            "host": _host(event),
-            "permitted_user_ids": [str(webhook.user_id)],
-        },
-        "data": event.data if event.action != ChangeEvent.Action.DELETE else None,
-        "previous": event.previous if event.action != ChangeEvent.Action.CREATE else None,
-    }
-
-
-def _full_previous(event: ChangeEvent) -> dict[str, Any] | None:
-    """v1 sends the whole previous object; the change log keeps only what changed."""
-    if event.action == ChangeEvent.Action.CREATE:
-        return None
-    if event.action == ChangeEvent.Action.DELETE:
-        return event.previous
-    previous = dict(event.data or {})
-    for key, value in (event.previous or {}).items():
-        if key == "custom_fields" and isinstance(value, dict):
-            previous[key] = {**dict(previous.get(key) or {}), **value}
-        else:
-            previous[key] = value
-    return previous
+    """Webhooks v2, as the migration guide's examples (``facts.webhook_bodies``)."""
+    return webhook_bodies.body_v2(_delivery(event, webhook, attempt), data=event.data, previous=event.previous)
 
 
 def body_v1(*, event: ChangeEvent, webhook: Webhook, attempt: int) -> dict[str, Any]:
-    action = _V1_ACTIONS[event.action]
-    actor = event.user_id or webhook.owner_id
-    return {
-        "v": 1,
-        "event": f"{action}.{event.entity}",
-        "retry": attempt - 1,
-        "current": event.data if event.action != ChangeEvent.Action.DELETE else None,
-        "previous": _full_previous(event),
-        "matches_filters": {"current": [], "previous": []},
-        "meta": {
-            "v": 1,
-            "action": action,
-            "object": event.entity,
-            "id": event.entity_id,
-            "company_id": event.company_id,
-            "user_id": actor,
-            "host": _host(event),
-            "timestamp": int(event.occurred_at.timestamp()),
-            "timestamp_micro": int(event.occurred_at.timestamp() * 1_000_000),
-            "permitted_user_ids": [webhook.user_id],
-            "trans_pending": False,
-            "is_bulk_update": False,
-            "change_source": _change_source(event),
-            "webhook_id": str(webhook.pk),
-            "webhook_owner_id": webhook.owner_id,
-            "matches_filters": {"current": []},
-        },
-        "event_id": str(event.event_id),
-    }
+    """Webhooks v1: whole v1 objects, custom fields at the top level."""
+    return webhook_bodies.body_v1(_delivery(event, webhook, attempt), current=event.data_v1, previous=event.previous_v1)
 
 
 def delivery_body(delivery: WebhookDelivery) -> dict[str, Any]:

@@ -62,6 +62,58 @@ def is_encrypted_with_newest_key(ciphertext: str) -> bool:
     return True
 
 
+# Fernet tokens are URL-safe base64 of a version byte 0x80 and a timestamp: they start with "gAAAAA".
+# Values this app encrypts elsewhere (TOTP seeds: base32; recovery-code seeds: hex) never do.
+_FERNET_PREFIX = "gAAAAA"
+
+
+def looks_encrypted(value: str) -> bool:
+    return value.startswith(_FERNET_PREFIX)
+
+
+# --- allauth MFA authenticators (operators' TOTP seeds and recovery codes) -----------------------------
+#
+# ``mfa_authenticator.data`` is JSON; these keys hold secrets: the TOTP ``secret``, the recovery codes'
+# ``seed`` and (for codes imported from elsewhere) ``migrated_codes``. The dashboard's MFA adapter
+# encrypts them on write through allauth's encrypt/decrypt hooks; a data migration encrypts the
+# ones stored before, and ``rotate_token_keys`` re-encrypts them with the rest.
+AUTHENTICATOR_SECRET_KEYS = ("secret", "seed")
+AUTHENTICATOR_SECRET_LISTS = ("migrated_codes",)
+
+
+def authenticator_data_map(data: Any, transform: Any) -> tuple[Any, bool]:
+    """Apply ``transform`` (str -> str) to each secret value of an authenticator's ``data``; return
+    the new data and whether anything changed."""
+    if not isinstance(data, dict):
+        return data, False
+    changed = False
+    result = dict(data)
+    for key in AUTHENTICATOR_SECRET_KEYS:
+        value = result.get(key)
+        if isinstance(value, str) and value:
+            new = transform(value)
+            changed = changed or new != value
+            result[key] = new
+    for key in AUTHENTICATOR_SECRET_LISTS:
+        values = result.get(key)
+        if isinstance(values, list):
+            new_values = [transform(v) if isinstance(v, str) and v else v for v in values]
+            changed = changed or new_values != values
+            result[key] = new_values
+    return result, changed
+
+
+def encrypt_if_clear(value: str) -> str:
+    return value if looks_encrypted(value) else encrypt(value)
+
+
+def rotate_or_encrypt(value: str) -> str:
+    """Under the newest key: clear text is encrypted, older ciphertext re-encrypted."""
+    if not looks_encrypted(value):
+        return encrypt(value)
+    return value if is_encrypted_with_newest_key(value) else rotate(value)
+
+
 def _clear_cache(*, setting: str, **_: Any) -> None:
     if setting == "TOKEN_ENCRYPTION_KEYS":
         _multi_fernet.cache_clear()

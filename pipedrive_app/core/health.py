@@ -6,7 +6,8 @@ import logging
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -54,3 +55,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["broker"] = _check_broker() or "ok"
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``: where the icon is (resolved per request: the static manifest exists only after
+    ``collectstatic``)."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))

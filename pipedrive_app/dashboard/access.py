@@ -37,6 +37,18 @@ def record_totp_activation(
         record_authentication(request, user, "mfa", type=authenticator.type, activated=True)
 
 
+def record_sign_in_as_recent(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    """A password typed at sign-in a moment ago is a recent authentication: setting up TOTP right after
+    the first sign-in must not ask for the password a second time (allauth counts only an explicit
+    re-authentication as recent, ACCOUNT_REAUTHENTICATION_TIMEOUT)."""
+    if request is None:
+        return
+    methods = request.session.get(AUTHENTICATION_METHODS_SESSION_KEY) or []
+    last = methods[-1] if methods and isinstance(methods[-1], dict) else {}
+    if last.get("method") == "password" and not last.get("reauthenticated"):
+        record_authentication(request, user, "password", reauthenticated=True)
+
+
 def operator_check(request: HttpRequest) -> HttpResponse | None:
     """None when the request may go on; otherwise the response that refuses or redirects it."""
     user = request.user

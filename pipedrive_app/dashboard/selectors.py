@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -209,6 +209,7 @@ def company_detail(*, company: Company, recent: int = 20) -> CompanyDetail:
         row["status"]: row["n"]
         for row in InboxEvent.objects.filter(company=company).order_by().values("status").annotate(n=Count("pk"))
     }
+    _subscriptions_last_received(company, subscriptions)
     return CompanyDetail(
         company=company,
         # Only fields an operator needs: never a token.
@@ -223,6 +224,25 @@ def company_detail(*, company: Company, recent: int = 20) -> CompanyDetail:
         history_counts=_history_counts(company=company),
         actions=list(OperatorAction.objects.filter(company=company).order_by("-created_at", "-pk")[:10]),
     )
+
+
+def _subscriptions_last_received(company: Company, subscriptions: list[Subscription]) -> None:
+    """Each subscription's last delivery as this app received it (``last_received_at``): Pipedrive's
+    own ``last_delivery_time`` is only as fresh as the last reconcile that read it."""
+    latest = {
+        (row["entity"], row["version"]): row["last"]
+        for row in InboxEvent.objects.filter(company=company)
+        .order_by()
+        .values("entity", "version")
+        .annotate(last=Max("received_at"))
+    }
+    for subscription in subscriptions:
+        if subscription.event_object == "*":
+            times = [at for (_, version), at in latest.items() if version == subscription.version]
+        else:
+            times = [latest[key] for key in [(subscription.event_object, subscription.version)] if key in latest]
+        pipedrive_time = subscription.last_delivery_time
+        subscription.last_received_at = max([*times, *([pipedrive_time] if pipedrive_time else [])], default=None)  # type: ignore[attr-defined]
 
 
 def operator_action_get(*, action_id: int) -> OperatorAction | None:

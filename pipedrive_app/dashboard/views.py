@@ -8,6 +8,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from pipedrive_app.metrics import live
+
 from . import selectors, services
 from .access import operator_required
 from .forms import AuditFilterForm, CompanyFilterForm, EventFilterForm
@@ -26,7 +28,8 @@ def _querystring_without_page(request: HttpRequest) -> str:
 @require_GET
 @operator_required
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/overview.html", {"nav": "overview", **selectors.overview_stats()})
+    context = {"nav": "overview", **selectors.overview_stats(), **live.dashboard_context()}
+    return render(request, "dashboard/overview.html", context)
 
 
 @require_GET

@@ -10,3 +10,8 @@ class HistoryConfig(AppConfig):
         from pipedrive_app.history.handlers import register_history_handlers
 
         register_history_handlers()
+        # Uninstall purges the record names cached for the company.
+        from pipedrive_app.history.references import name_cache_prefixes
+        from pipedrive_app.installations.services import register_company_cache_prefixes
+
+        register_company_cache_prefixes(name_cache_prefixes)

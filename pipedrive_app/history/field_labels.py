@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,7 +72,31 @@ BUILT_IN_LABELS: dict[str, dict[str, str]] = {
     },
     "product": {"code": "Product code", "unit": "Unit", "tax": "Tax", "prices": "Prices"},
     "note": {"content": "Content", "deal_id": "Deal", "pinned_to_deal_flag": "Pinned to deal"},
-    "lead": {"title": "Title", "value": "Value", "expected_close_date": "Expected close date"},
+    "pipeline": {
+        "deal_probability": "Deal probability",
+        "active_flag": "Active",
+        "order_nr": "Order",
+        "url_title": "URL title",
+    },
+    "stage": {
+        "deal_probability": "Deal probability",
+        "rotten_flag": "Rotting",
+        "rotten_days": "Rotting after (days)",
+        "active_flag": "Active",
+        "order_nr": "Order",
+        "pipeline_id": "Pipeline",
+    },
+    "lead": {
+        "title": "Title",
+        "value": "Value",
+        "expected_close_date": "Expected close date",
+        "organization_id": "Organization",
+        "creator_id": "Creator",
+        "was_seen": "Seen",
+        "source_name": "Source",
+        "origin": "Source origin",
+        "channel": "Source channel",
+    },
 }
 BUILT_IN_OPTIONS: dict[str, dict[str, str]] = {
     "status": {"open": "Open", "won": "Won", "lost": "Lost", "deleted": "Deleted"},
@@ -132,29 +155,21 @@ def _number(value: Any) -> str:
     return format(number.normalize(), "f")
 
 
+# v2 typed custom-field values that name another record (migration guide, "Custom fields format in
+# webhooks v2"): their display is the record's name, resolved by history.references.
+TYPED_REFERENCE_KINDS = {"org": "organization", "people": "person", "user": "user"}
+RANGE_DASH = " \u2013 "
+
+
 def value_display(value: Any, *, options: Mapping[str, str] | None = None) -> str:
-    """Text for a field value as a person reads it; option ids become their labels."""
+    """Text for a field value as a person reads it; option ids become their labels. Never raw JSON."""
     options = options or {}
     if value is None or value == "" or value == [] or value == {}:
         return ""
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, Mapping):
-        # v2 typed custom field values ({"type", "id" | "value" | "values"}), monetary
-        # ({"value", "currency"}), address ({"value", ...}) and v1 related objects ({"name", "value"}).
-        if isinstance(value.get("values"), list):
-            return value_display(value["values"], options=options)
-        if "name" in value and isinstance(value["name"], str):
-            return value["name"]
-        if "id" in value and isinstance(value["id"], (int, str)) and not isinstance(value["id"], bool):
-            return options.get(str(value["id"]), str(value["id"]))
-        if "value" in value:
-            inner = value_display(value["value"], options=options)
-            currency = value.get("currency")
-            return f"{inner} {currency}" if inner and isinstance(currency, str) else inner
-        if "label" in value and isinstance(value["label"], str):
-            return value["label"]
-        return json.dumps(value, sort_keys=True, default=str)[:500]
+        return _mapping_display(value, options)
     if isinstance(value, list):
         parts = [value_display(item, options=options) for item in value]
         return ", ".join(part for part in parts if part)
@@ -167,6 +182,58 @@ def value_display(value: Any, *, options: Mapping[str, str] | None = None) -> st
     if isinstance(value, (int, float)):
         return _number(value)
     return str(value)
+
+
+def _with_currency(amount: Any, currency: Any) -> str:
+    text = value_display(amount)
+    return f"{text} {currency}" if text and isinstance(currency, str) and currency else text
+
+
+def _time(value: Any) -> str:
+    """ "00:45:00" -> "00:45" (Pipedrive's time fields are minutes)."""
+    text = value_display(value)
+    return text[:-3] if len(text) == 8 and text[2] == ":" and text.endswith(":00") else text
+
+
+def _mapping_display(value: Mapping[str, Any], options: Mapping[str, str]) -> str:
+    """v2 typed custom-field values ({"type": ..., "id" | "value" | "values" | "from"/"until"}), a
+    lead's value ({"amount", "currency"}), product prices, and v1 related objects ({"name", "value"})."""
+    kind = value.get("type")
+    if kind in ("daterange", "timerange") or ("from" in value and "until" in value):
+        show = _time if kind == "timerange" else value_display
+        start, until = show(value.get("from")), show(value.get("until"))
+        return RANGE_DASH.join(part for part in (start, until) if part)
+    if kind == "time":
+        return _time(value.get("value"))
+    if kind == "monetary" or ("value" in value and "currency" in value):
+        return _with_currency(value.get("value"), value.get("currency"))
+    if "amount" in value and not isinstance(value["amount"], (dict, list)):  # a lead's value
+        return _with_currency(value["amount"], value.get("currency"))
+    if "price" in value and not isinstance(value["price"], (dict, list)):  # a product's price
+        return _with_currency(value["price"], value.get("currency"))
+    if isinstance(value.get("values"), list):  # set
+        return value_display(value["values"], options=options)
+    if "name" in value and isinstance(value["name"], str):
+        return value["name"]
+    if kind == "address" or "formatted_address" in value:
+        return value_display(value.get("value") or value.get("formatted_address"))
+    if "id" in value and isinstance(value["id"], (int, str)) and not isinstance(value["id"], bool):
+        label = options.get(str(value["id"]))
+        if label:
+            return label
+        noun = {"org": "Organization", "people": "Person", "user": "User"}.get(str(kind), "Option")
+        return f"{noun} #{value['id']}"
+    if "value" in value:
+        return value_display(value["value"], options=options)
+    if "label" in value and isinstance(value["label"], str):
+        return value["label"]
+    # Anything else: its parts, labelled, as a person would read them (never JSON).
+    parts = [
+        f"{_humanize(str(key))}: {text}"
+        for key, item in value.items()
+        if key != "type" and (text := value_display(item, options=options))
+    ]
+    return ", ".join(parts)
 
 
 # Pipedrive's dates and times: v2 "2026-11-29T17:02:11Z", v1 "2026-11-29 17:02:11" (UTC), dates

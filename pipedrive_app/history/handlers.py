@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pipedrive_app.webhooks.handlers import EventContext, handler_register
+from pipedrive_app.installations.models import Company, CompanySettings
+from pipedrive_app.webhooks.handlers import EventContext, EventSkipped, handler_register
+from pipedrive_app.webhooks.selectors import tracked_entities
 
 from .field_labels import FieldLabels
 from .references import RecordNames, delivery_references, record_names_resolve
@@ -26,6 +28,7 @@ class HistoryHandler:
         # transient failure there retries the event), and the names of the records the event refers
         # to (cosmetic: a failure falls back to "Stage #3" and never fails the event).
         delivery = context.delivery
+        _skip_untracked(company_id=context.company_id, entity=delivery.entity)
         labels = field_labels_load(
             company_id=context.company_id, entity=delivery.entity, keys=changed_custom_keys(delivery=delivery)
         )
@@ -42,6 +45,15 @@ class HistoryHandler:
         history_record_delivery(
             company_id=context.company_id, delivery=context.delivery, labels=prepared.labels, names=prepared.names
         )
+
+
+def _skip_untracked(*, company_id: int, entity: str) -> None:
+    """History is kept for the entities the company tracks (settings page); others are skipped."""
+    if entity not in CompanySettings.TRACKABLE_ENTITIES:
+        raise EventSkipped(f"no history is kept for {entity} records (not a trackable entity)")
+    company = Company.objects.filter(pk=company_id).first()
+    if company is None or entity not in tracked_entities(company=company):
+        raise EventSkipped(f"{entity} is not among the entities this company tracks")
 
 
 history_handler = HistoryHandler()

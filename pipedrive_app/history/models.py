@@ -22,7 +22,7 @@ class ChangeRecord(models.Model):
 
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="change_records")
     entity = models.CharField(max_length=32)
-    entity_id = models.BigIntegerField()
+    entity_id = models.CharField(max_length=64)  # text: a lead's id is a UUID
     kind = models.CharField(max_length=16, choices=Kind.choices)
     field_key = models.CharField(max_length=128, blank=True)
     field_label = models.CharField(max_length=255, blank=True)
@@ -65,7 +65,7 @@ class FieldValueState(models.Model):
 
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="field_values")
     entity = models.CharField(max_length=32)
-    entity_id = models.BigIntegerField()
+    entity_id = models.CharField(max_length=64)  # text: a lead's id is a UUID
     field_key = models.CharField(max_length=128)
     value = models.JSONField(null=True, blank=True)
     display = models.TextField(blank=True)

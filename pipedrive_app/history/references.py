@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.cache import cache
 
+from pipedrive_app.history.field_labels import TYPED_REFERENCE_KINDS
 from pipedrive_app.installations.models import Company, Installation
 from pipedrive_app.installations.services import installation_client
 from pipedrive_app.pipedrive.client import PipedriveClient
@@ -38,6 +39,9 @@ REFERENCE_FIELDS: dict[str, str] = {
     "person_id": "person",
     "org_id": "organization",
     "deal_id": "deal",
+    # v2 names (leads, and every v2 record's creator).
+    "organization_id": "organization",
+    "creator_id": "user",
 }
 FALLBACK_NOUNS = {
     "stage": "Stage",
@@ -71,6 +75,15 @@ def reference_id(value: Any) -> int | None:
         number = int(value.strip())
         return number if number > 0 else None
     return None
+
+
+def typed_reference(value: Any) -> Ref | None:
+    """The record a v2 typed custom-field value names: ``{"type": "org", "id": 1}`` -> ("organization", 1)."""
+    if not isinstance(value, Mapping):
+        return None
+    kind = TYPED_REFERENCE_KINDS.get(str(value.get("type")))
+    record_id = reference_id(value.get("id")) if kind else None
+    return (kind, record_id) if kind and record_id is not None else None
 
 
 def fallback_name(kind: str, record_id: int) -> str:
@@ -119,7 +132,8 @@ def references_in(
     wanted: set[Ref] = set()
     for key, old, new in changes:
         kind = REFERENCE_FIELDS.get(key)
-        if kind is None:
+        if kind is None:  # a custom field naming a person, organization or user
+            wanted.update(ref for ref in (typed_reference(old), typed_reference(new)) if ref is not None)
             continue
         for value in (old, new):
             record_id = reference_id(value)
@@ -141,6 +155,13 @@ def _cache_key(pipedrive_company_id: int, kind: str, record_id: int) -> str:
 
 def _stage_cache_key(pipedrive_company_id: int, stage_id: int) -> str:
     return f"history:stage-pipeline:{pipedrive_company_id}:{stage_id}"
+
+
+def name_cache_prefixes(company_pk: int, pipedrive_company_id: int, pipedrive_user_id: int | None) -> list[str]:
+    """The company's cached names, deleted when it uninstalls (they are shared by its users)."""
+    if pipedrive_user_id is not None:
+        return []
+    return [f"history:name:{pipedrive_company_id}:", f"history:stage-pipeline:{pipedrive_company_id}:"]
 
 
 def _lookup_installation(*, company_id: int) -> Installation | None:

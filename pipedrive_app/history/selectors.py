@@ -39,12 +39,13 @@ class CurrentValue:
     as_of: datetime
 
 
-def record_history(*, company_id: int, entity: str, entity_id: int, limit: int = 50) -> list[HistoryEntry]:
+def record_history(*, company_id: int, entity: str, entity_id: int | str, limit: int = 50) -> list[HistoryEntry]:
     """The newest ``limit`` history lines of one record, newest first (by Pipedrive's timestamp).
 
-    ``company_id`` is the app's Company primary key (not Pipedrive's company id).
+    ``company_id`` is the app's Company primary key (not Pipedrive's company id). ``entity_id`` is
+    the record's id as Pipedrive sends it: an integer, or a lead's UUID.
     """
-    rows = ChangeRecord.objects.filter(company_id=company_id, entity=entity, entity_id=entity_id).order_by(
+    rows = ChangeRecord.objects.filter(company_id=company_id, entity=entity, entity_id=str(entity_id)).order_by(
         "-occurred_at", "-pk"
     )[: max(0, int(limit))]
     return [
@@ -65,11 +66,11 @@ def record_history(*, company_id: int, entity: str, entity_id: int, limit: int =
     ]
 
 
-def record_current_values(*, company_id: int, entity: str, entity_id: int) -> dict[str, CurrentValue]:
+def record_current_values(*, company_id: int, entity: str, entity_id: int | str) -> dict[str, CurrentValue]:
     """Each tracked field's value as of the latest event timestamp seen for the record."""
     return {
         row.field_key: CurrentValue(field_key=row.field_key, value=row.value, display=row.display, as_of=row.as_of)
-        for row in FieldValueState.objects.filter(company_id=company_id, entity=entity, entity_id=entity_id)
+        for row in FieldValueState.objects.filter(company_id=company_id, entity=entity, entity_id=str(entity_id))
     }
 
 
@@ -79,16 +80,16 @@ def history_high_water() -> int:
     return ChangeRecord.objects.aggregate(top=Max("pk"))["top"] or 0
 
 
-def records_change_mark(*, company_id: int, records: Iterable[tuple[str, int]], up_to: int | None = None) -> int:
+def records_change_mark(*, company_id: int, records: Iterable[tuple[str, int | str]], up_to: int | None = None) -> int:
     """The newest history row id of these (entity, entity_id) records, 0 when they have none.
 
     It grows whenever an event for one of them is processed, so a cache of what Pipedrive said
     about the records is stale once this differs from the mark it was stored with. One query on the
     ``history_record_timeline`` index. ``up_to``: ignore rows newer than that id (a mark as of then).
     """
-    by_entity: dict[str, set[int]] = {}
+    by_entity: dict[str, set[str]] = {}
     for entity, entity_id in records:
-        by_entity.setdefault(entity, set()).add(int(entity_id))
+        by_entity.setdefault(entity, set()).add(str(entity_id))
     if not by_entity:
         return 0
     which = Q()

@@ -24,7 +24,7 @@ from pipedrive_app.webhooks.payloads import Delivery
 
 from .field_labels import CUSTOM_FIELD_KEY, FieldInfo, FieldLabels
 from .models import ChangeRecord, FieldCatalog, FieldDefinitionCache, FieldValueState
-from .references import REFERENCE_FIELDS, RecordNames, reference_id, stage_pipelines_differ
+from .references import REFERENCE_FIELDS, RecordNames, reference_id, stage_pipelines_differ, typed_reference
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def field_changes(*, delivery: Delivery) -> list[tuple[str, Any, Any]]:
     return changes
 
 
-def _record_title(record: Mapping[str, Any] | None, entity_id: int) -> str:
+def _record_title(record: Mapping[str, Any] | None, entity_id: str) -> str:
     if isinstance(record, Mapping):
         for key in ("title", "name", "subject"):
             value = record.get(key)
@@ -206,7 +206,11 @@ def _field_displays(
     old_record, new_record = _old_record(delivery), delivery.data or {}
     kind = REFERENCE_FIELDS.get(key)
     if kind is None:
-        return labels.display(key, old, record=old_record), labels.display(key, new, record=new_record)
+        shown = []
+        for value, record in ((old, old_record), (new, new_record)):
+            ref = typed_reference(value)  # a custom field naming a person, organization or user
+            shown.append(names.name(*ref) if ref is not None else labels.display(key, value, record=record))
+        return shown[0], shown[1]
     with_pipeline = key == "stage_id" and stage_pipelines_differ(
         old_record=old_record, new_record=new_record, names=names
     )

@@ -24,6 +24,12 @@ class Company(models.Model):
     installed_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The lease of the company's webhook reconciliation (core/locks.py): one run at a time, with no
+    # lock held while Pipedrive is called; a run asked for meanwhile sets ``webhooks_rerun`` and the
+    # holder runs once more before letting go.
+    webhooks_lease_until = models.DateTimeField(null=True, blank=True)
+    webhooks_lease_id = models.CharField(max_length=32, blank=True, default="")
+    webhooks_rerun = models.BooleanField(default=False)
 
     class Meta:
         verbose_name_plural = "companies"
@@ -84,6 +90,12 @@ class Installation(models.Model):
     last_refresh_at = models.DateTimeField(null=True, blank=True)
     last_refresh_error = models.CharField(max_length=500, blank=True)
     refresh_failures = models.PositiveIntegerField(default=0)
+    # Single-flight refresh without a lock across the network (core/locks.py): the lease a caller
+    # claims before calling the token endpoint, and how long a failure of that endpoint is
+    # remembered so that waiting callers do not each call it again.
+    refresh_lease_until = models.DateTimeField(null=True, blank=True)
+    refresh_lease_id = models.CharField(max_length=32, blank=True, default="")
+    refresh_blocked_until = models.DateTimeField(null=True, blank=True)
 
     installed_at = models.DateTimeField(default=timezone.now)
     uninstalled_at = models.DateTimeField(null=True, blank=True)

@@ -1,8 +1,9 @@
 """Install, refresh, uninstall and revoke: every write to companies and installations.
 
-Row locks live here and only here (``select_for_update``, one row, by primary key), so two workers
-never refresh the same token at once. In the default SQLite set-up, ``transaction_mode=IMMEDIATE``
-gives the same guarantee through SQLite's writer lock.
+Row locks and the refresh lease come from ``core/locks.py`` and follow its lock order (Company,
+then company-scoped rows, then Installation). No transaction is open while Pipedrive is called:
+a token refresh claims a lease, calls the token endpoint, then stores the outcome in a short
+transaction. In the default SQLite set-up, ``transaction_mode=IMMEDIATE`` serialises writers.
 """
 
 from __future__ import annotations
@@ -10,14 +11,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from pipedrive_app.core import locks
+from pipedrive_app.core.cache_purge import cache_delete_prefixes
 from pipedrive_app.pipedrive.client import PipedriveClient
 from pipedrive_app.pipedrive.errors import (
     ApiDomainNotAllowed,
@@ -128,6 +134,33 @@ def register_installation_uninstalled_hook(hook: Callable[[int], None]) -> None:
         _installation_uninstalled_hooks.append(hook)
 
 
+# Callables naming the cache key prefixes that hold a company's data (or, with a user id, one
+# user's): ``(company_pk, pipedrive_company_id, pipedrive_user_id or None) -> prefixes``. Apps that
+# cache Pipedrive data register from AppConfig.ready(); uninstall deletes those entries after commit.
+_cache_prefix_providers: list[Callable[[int, int, int | None], list[str]]] = []
+
+
+def register_company_cache_prefixes(provider: Callable[[int, int, int | None], list[str]]) -> None:
+    if provider not in _cache_prefix_providers:
+        _cache_prefix_providers.append(provider)
+
+
+def company_caches_purge(*, company_pk: int, pipedrive_company_id: int, pipedrive_user_id: int | None = None) -> int:
+    """Delete what the caches hold for the company (or, with ``pipedrive_user_id``, for that user)."""
+    prefixes = [
+        prefix
+        for provider in list(_cache_prefix_providers)
+        for prefix in provider(company_pk, pipedrive_company_id, pipedrive_user_id)
+    ]
+    try:
+        deleted = cache_delete_prefixes(prefixes)
+    except Exception:  # a cache outage must not fail an uninstall; the entries expire by themselves
+        logger.exception("company %s: cached data not purged", pipedrive_company_id)
+        return 0
+    logger.info("company %s: %d cached entr(ies) purged", pipedrive_company_id, deleted)
+    return deleted
+
+
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 3650
 
 
@@ -155,7 +188,8 @@ def company_settings_update(
         raise InvalidSettings(f"history must be kept between {MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS} days")
     ordered = [entity for entity in CompanySettings.TRACKABLE_ENTITIES if entity in set(tracked_entities)]
     with transaction.atomic():
-        settings_row = CompanySettings.objects.select_for_update().filter(company=company).first()
+        locks.lock_company(pk=company.pk)  # lock order: Company, then its settings row
+        settings_row = locks.lock_company_row("installations.CompanySettings", company_id=company.pk)
         if settings_row is None:
             settings_row = CompanySettings(company=company)
         settings_row.tracked_entities = ordered
@@ -280,7 +314,7 @@ def _installation_store(*, grant: TokenGrant, me: CurrentUser) -> Installation:
         company.save(update_fields=["name", "domain", "api_domain", "updated_at"])
     company_settings_get_or_create(company=company)
 
-    installation = Installation.objects.select_for_update().filter(company=company, pipedrive_user_id=me.id).first()
+    installation = locks.lock_installation_of_user(company_id=company.pk, pipedrive_user_id=me.id)
     kind = LifecycleEvent.Kind.REINSTALLED if installation is not None else LifecycleEvent.Kind.INSTALLED
     if installation is None:
         installation = Installation(company=company, pipedrive_user_id=me.id)
@@ -316,60 +350,260 @@ def _apply_grant(installation: Installation, grant: TokenGrant, *, now: datetime
 
 
 # --- Token lifecycle ----------------------------------------------------------------------------------
+#
+# Single flight without a lock across the network (core/locks.py, rule 3). A caller that finds the
+# access token due claims the installation's refresh lease (one UPDATE, committed at once), calls the
+# token endpoint outside any transaction, then stores the outcome in a short transaction that locks
+# Company then Installation (the lock order) and releases the lease. Meanwhile everyone else keeps
+# using the access token they have while it is still valid, or waits a bounded time for the
+# holder's outcome. A failed or timed-out call is remembered for a few seconds
+# (PIPEDRIVE_TOKEN_FAILURE_MEMORY_SECONDS), so N waiters cause one call, not N.
+
+# An access token with less than this left is not handed out, even while a refresh is pending.
+USABLE_FOR = timedelta(seconds=30)
+_POLL_SECONDS = 0.1
+
+
+class TokenRefreshPending(TokenRefreshFailed):
+    """The refresh did not finish within the caller's time budget; it goes on without the caller."""
 
 
 def _refresh_margin() -> timedelta:
     return timedelta(seconds=settings.PIPEDRIVE_TOKEN_REFRESH_MARGIN)
 
 
+def _lease_seconds() -> float:
+    """Longer than one token call can last (connect plus read timeout), so a lease expires by
+    itself only when its holder died."""
+    return 2 * float(settings.PIPEDRIVE_HTTP_TIMEOUT) + 5
+
+
+def _usable(installation: Installation, stale_access_token: str | None) -> bool:
+    if not installation.access_token or installation.access_token_expires_at is None:
+        return False
+    if stale_access_token is not None and installation.access_token == stale_access_token:
+        return False
+    return installation.access_token_expires_at - timezone.now() > USABLE_FOR
+
+
+def _refresh_needed(
+    installation: Installation, *, stale_access_token: str | None, force: bool, since: datetime
+) -> bool:
+    if force:  # done, if someone else refreshed after we were asked
+        return installation.last_refresh_at is None or installation.last_refresh_at < since
+    if stale_access_token is not None:
+        return installation.access_token == stale_access_token
+    return installation.access_token_expires_within(_refresh_margin())
+
+
+def _active_installation(installation_id: int) -> Installation:
+    installation = Installation.objects.select_related("company").filter(pk=installation_id).first()
+    if installation is None:
+        raise InstallationNotActive("the installation no longer exists", status=None)
+    if installation.status != Installation.Status.ACTIVE:
+        raise _not_active(installation)
+    return installation
+
+
+def _lease_scope(installation_id: int) -> QuerySet[Installation]:
+    return Installation.objects.filter(pk=installation_id)
+
+
 def installation_token_refresh(
-    *, installation_id: int, stale_access_token: str | None = None, force: bool = False
+    *,
+    installation_id: int,
+    stale_access_token: str | None = None,
+    force: bool = False,
+    wait_seconds: float | None = None,
 ) -> Installation:
     """Refresh the installation's tokens if still needed, single-flight across threads and processes.
 
     Without ``force``, refreshes only when the access token expires within the margin, or (with
-    ``stale_access_token``) when the stored token is still the one Pipedrive just rejected. The row
-    lock makes every other caller wait and then re-read the fresh token instead of refreshing again.
+    ``stale_access_token``) when the stored token is still the one Pipedrive just rejected.
+
+    ``wait_seconds`` is the caller's time budget (a panel's): past it, ``TokenRefreshPending`` is
+    raised (unless the stored token is still usable), and a token call this caller started goes on
+    on a helper thread, which stores its outcome. Without it the caller waits as long as a lease can
+    last. No transaction or row lock is open while the token endpoint is called.
     """
-    failure: PipedriveError | None = None
-    with transaction.atomic():
-        installation = Installation.objects.select_for_update().select_related("company").get(pk=installation_id)
-        if installation.status != Installation.Status.ACTIVE:
-            raise _not_active(installation)
-        if not force:
-            if stale_access_token is not None:
-                if installation.access_token != stale_access_token:
-                    return installation  # another caller refreshed while we waited for the lock
-            elif not installation.access_token_expires_within(_refresh_margin()):
+    since = timezone.now()
+    budget = _lease_seconds() if wait_seconds is None else max(0.0, wait_seconds)
+    deadline = time.monotonic() + budget
+    while True:
+        installation = _active_installation(installation_id)
+        if not _refresh_needed(installation, stale_access_token=stale_access_token, force=force, since=since):
+            return installation
+        usable = _usable(installation, stale_access_token)
+        blocked = installation.refresh_blocked_until
+        if not force and blocked is not None and blocked > timezone.now():
+            if usable:
                 return installation
-        now = timezone.now()
+            raise TokenRefreshFailed(
+                "the token endpoint failed moments ago; not called again yet "
+                f"({installation.last_refresh_error[:200] or 'no detail'})",
+                status=None,
+            )
+        lease_id = locks.lease_claim(
+            _lease_scope(installation_id).filter(status=Installation.Status.ACTIVE),
+            until_field="refresh_lease_until",
+            owner_field="refresh_lease_id",
+            seconds=_lease_seconds(),
+        )
+        if lease_id is not None:
+            break
+        if usable and not force:
+            return installation  # a refresh is under way elsewhere; this token is still good
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TokenRefreshPending("a token refresh is under way and did not finish in time", status=None)
+        time.sleep(min(_POLL_SECONDS, remaining))
+
+    # This caller holds the lease. Look again: a previous holder may have stored a fresh token just
+    # before the claim.
+    holder = Installation.objects.select_related("company").filter(pk=installation_id).first()
+    if (
+        holder is None
+        or holder.status != Installation.Status.ACTIVE
+        or not _refresh_needed(holder, stale_access_token=stale_access_token, force=force, since=since)
+    ):
+        _lease_release(installation_id, lease_id)
+        return _active_installation(installation_id)
+    job = _RefreshJob(
+        installation_id=installation_id,
+        company_id=holder.company_id,
+        lease_id=lease_id,
+        refresh_token=holder.refresh_token or "",
+    )
+    locks.outside_transaction("token refresh")
+    if wait_seconds is None:
+        stored, failure = job.finish(job.call(oauth_client()))
+    else:
         try:
-            grant = oauth_client().refresh(refresh_token=installation.refresh_token or "")
-        except InvalidGrant:
-            logger.warning("installation %s: refresh token rejected; needs re-auth", installation.pk)
-            installation.status = Installation.Status.NEEDS_REAUTH
-            installation.access_token = None
-            installation.access_token_expires_at = None
-            installation.last_refresh_error = "Pipedrive rejected the refresh token; the user must reinstall."
-            installation.refresh_failures += 1
-            installation.save()
-            failure = NeedsReauth("the installation needs re-authorization (refresh token rejected)", status=400)
-        except PipedriveError as exc:
-            logger.warning("installation %s: token refresh failed: %s", installation.pk, exc)
-            installation.last_refresh_error = str(exc)[:500]
-            installation.refresh_failures += 1
-            installation.save(update_fields=["last_refresh_error", "refresh_failures", "updated_at"])
-            failure = TokenRefreshFailed(f"token refresh failed: {exc}", status=exc.status)
-        else:
-            _apply_grant(installation, grant, now=now)
-            installation.save()
-            if installation.company.api_domain != grant.api_domain:
-                installation.company.api_domain = grant.api_domain
-                installation.company.save(update_fields=["api_domain", "updated_at"])
-            logger.info("installation %s: tokens refreshed", installation.pk)
+            stored, failure = job.run_within(oauth_client(), deadline=deadline)
+        except TokenRefreshPending:
+            current = Installation.objects.select_related("company").filter(pk=installation_id).first()
+            if not force and current is not None and current.is_active and _usable(current, stale_access_token):
+                return current
+            raise
     if failure is not None:
+        if not force and isinstance(failure, TokenRefreshFailed) and _usable(stored, stale_access_token):
+            return stored  # the endpoint failed, but the token we have is still good for a while
         raise failure
-    return installation
+    return stored
+
+
+def _lease_release(installation_id: int, lease_id: str) -> None:
+    locks.lease_release(
+        _lease_scope(installation_id),
+        lease_id=lease_id,
+        until_field="refresh_lease_until",
+        owner_field="refresh_lease_id",
+    )
+
+
+class _Handoff:
+    """Between a caller with a time budget and the helper thread making its token call."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.waiting = True
+        self.outcome: TokenGrant | PipedriveError | None = None
+
+
+@dataclass(frozen=True)
+class _RefreshJob:
+    installation_id: int
+    company_id: int
+    lease_id: str
+    refresh_token: str
+
+    def call(self, oauth: PipedriveOAuth) -> TokenGrant | PipedriveError:
+        try:
+            return oauth.refresh(refresh_token=self.refresh_token)
+        except PipedriveError as exc:
+            return exc
+
+    def run_within(self, oauth: PipedriveOAuth, *, deadline: float) -> tuple[Installation, PipedriveError | None]:
+        """The token call on a helper thread; the caller waits until ``deadline`` (monotonic)."""
+        handoff = _Handoff()
+
+        def helper() -> None:
+            outcome = self.call(oauth)
+            with handoff.lock:
+                if handoff.waiting:
+                    handoff.outcome = outcome
+                    handoff.done.set()
+                    return
+            try:  # the caller has answered without us: store the outcome for the next one
+                self.finish(outcome)
+            except PipedriveError as exc:
+                logger.info("installation %s: background token refresh ended: %s", self.installation_id, exc)
+            except Exception:
+                logger.exception("installation %s: background token refresh not stored", self.installation_id)
+            finally:
+                connections.close_all()  # this helper thread's own connections
+
+        threading.Thread(target=helper, name=f"token-refresh-{self.installation_id}", daemon=True).start()
+        handoff.done.wait(timeout=max(0.0, deadline - time.monotonic()))
+        with handoff.lock:
+            outcome = handoff.outcome
+            if outcome is None:
+                handoff.waiting = False
+        if outcome is None:
+            logger.warning(
+                "installation %s: token endpoint slower than the caller's budget; refresh continues in the background",
+                self.installation_id,
+            )
+            raise TokenRefreshPending("the token endpoint did not answer within the time budget", status=None)
+        return self.finish(outcome)
+
+    def finish(self, outcome: TokenGrant | PipedriveError) -> tuple[Installation, PipedriveError | None]:
+        """Store the outcome in one short transaction (Company, then Installation) and free the lease."""
+        now = timezone.now()
+        failure: PipedriveError | None = None
+        with transaction.atomic():
+            company = locks.lock_company(pk=self.company_id)
+            installation = locks.lock_installation(pk=self.installation_id)
+            if company is None or installation is None:
+                raise InstallationNotActive("the installation was uninstalled during the refresh", status=None)
+            installation.company = company
+            if installation.refresh_lease_id == self.lease_id:
+                installation.refresh_lease_until = None
+                installation.refresh_lease_id = ""
+            if installation.status != Installation.Status.ACTIVE:
+                # Uninstalled (or re-authorization needed) while we called: never bring tokens back.
+                installation.save(update_fields=["refresh_lease_until", "refresh_lease_id", "updated_at"])
+                failure = _not_active(installation)
+            elif installation.refresh_token != self.refresh_token:
+                # Someone stored a newer grant meanwhile (our lease had run out): theirs stands.
+                installation.save(update_fields=["refresh_lease_until", "refresh_lease_id", "updated_at"])
+            elif isinstance(outcome, InvalidGrant):
+                logger.warning("installation %s: refresh token rejected; needs re-auth", installation.pk)
+                installation.status = Installation.Status.NEEDS_REAUTH
+                installation.access_token = None
+                installation.access_token_expires_at = None
+                installation.last_refresh_error = "Pipedrive rejected the refresh token; the user must reinstall."
+                installation.refresh_failures += 1
+                installation.save()
+                failure = NeedsReauth("the installation needs re-authorization (refresh token rejected)", status=400)
+            elif isinstance(outcome, PipedriveError):
+                logger.warning("installation %s: token refresh failed: %s", installation.pk, outcome)
+                installation.last_refresh_error = str(outcome)[:500]
+                installation.refresh_failures += 1
+                memory = float(settings.PIPEDRIVE_TOKEN_FAILURE_MEMORY_SECONDS)
+                installation.refresh_blocked_until = now + timedelta(seconds=memory) if memory > 0 else None
+                installation.save()
+                failure = TokenRefreshFailed(f"token refresh failed: {outcome}", status=outcome.status)
+            else:
+                _apply_grant(installation, outcome, now=now)
+                installation.refresh_blocked_until = None
+                installation.save()
+                if company.api_domain != outcome.api_domain:
+                    company.api_domain = outcome.api_domain
+                    company.save(update_fields=["api_domain", "updated_at"])
+                logger.info("installation %s: tokens refreshed", installation.pk)
+        return installation, failure
 
 
 def _not_active(installation: Installation) -> InstallationNotActive:
@@ -381,8 +615,9 @@ def _not_active(installation: Installation) -> InstallationNotActive:
 class InstallationTokenSource:
     """Hands the Pipedrive client a fresh token for one installation, refreshing when needed."""
 
-    def __init__(self, installation: Installation) -> None:
+    def __init__(self, installation: Installation, *, wait_seconds: float | None = None) -> None:
         self._installation_id = installation.pk
+        self._wait_seconds = wait_seconds  # a time budget for refreshes (panels); None: wait for the outcome
         self._token = installation.access_token or ""
         self._expires_at = installation.access_token_expires_at
         self._status = installation.status
@@ -394,13 +629,18 @@ class InstallationTokenSource:
                 if (self._status == Installation.Status.NEEDS_REAUTH)
                 else InstallationNotActive("the installation is uninstalled")
             )
+        locks.outside_transaction("Pipedrive API call")
         if not self._token or self._expires_at is None or self._expires_at - timezone.now() < _refresh_margin():
-            self._remember(installation_token_refresh(installation_id=self._installation_id))
+            self._remember(
+                installation_token_refresh(installation_id=self._installation_id, wait_seconds=self._wait_seconds)
+            )
         return self._token
 
     def refresh_after_unauthorized(self, stale_token: str) -> str:
         self._remember(
-            installation_token_refresh(installation_id=self._installation_id, stale_access_token=stale_token)
+            installation_token_refresh(
+                installation_id=self._installation_id, stale_access_token=stale_token, wait_seconds=self._wait_seconds
+            )
         )
         return self._token
 
@@ -430,13 +670,20 @@ def installation_rate_limiter(*, installation: Installation, interactive: bool =
     )
 
 
-def installation_client(*, installation: Installation, interactive: bool = False) -> PipedriveClient:
+def installation_client(
+    *,
+    installation: Installation,
+    interactive: bool = False,
+    token_wait_seconds: float | None = None,
+    timeout: float | None = None,
+) -> PipedriveClient:
     """The one way to get an API client for an installation; it keeps the token fresh and stays
-    within Pipedrive's limits. ``interactive`` (panels) may spend the budget's reserve."""
+    within Pipedrive's limits. ``interactive`` (panels) may spend the budget's reserve;
+    ``token_wait_seconds`` and ``timeout`` bound a caller's wait for a token refresh and each call."""
     return PipedriveClient(
         api_domain=installation.company.api_domain,
-        token_source=InstallationTokenSource(installation),
-        timeout=settings.PIPEDRIVE_HTTP_TIMEOUT,
+        token_source=InstallationTokenSource(installation, wait_seconds=token_wait_seconds),
+        timeout=settings.PIPEDRIVE_HTTP_TIMEOUT if timeout is None else timeout,
         rate_limiter=installation_rate_limiter(installation=installation, interactive=interactive),
     )
 
@@ -469,14 +716,10 @@ def installation_uninstall(
     without personal data records that it happened.
     """
     with transaction.atomic():
-        company = Company.objects.select_for_update().filter(pipedrive_company_id=pipedrive_company_id).first()
+        company = locks.lock_company(pipedrive_company_id=pipedrive_company_id)
         if company is None:
             return UninstallResult(installation_found=False, company_purged=False)
-        installation = (
-            Installation.objects.select_for_update()
-            .filter(company=company, pipedrive_user_id=pipedrive_user_id)
-            .first()
-        )
+        installation = locks.lock_installation_of_user(company_id=company.pk, pipedrive_user_id=pipedrive_user_id)
         if installation is not None and installation.status != Installation.Status.UNINSTALLED:
             installation.status = Installation.Status.UNINSTALLED
             installation.access_token = None
@@ -494,6 +737,13 @@ def installation_uninstall(
         if remaining:
             company_pk = company.pk
             transaction.on_commit(lambda: [hook(company_pk) for hook in list(_installation_uninstalled_hooks)])
+            transaction.on_commit(
+                lambda: company_caches_purge(
+                    company_pk=company_pk,
+                    pipedrive_company_id=pipedrive_company_id,
+                    pipedrive_user_id=pipedrive_user_id,
+                )
+            )
             return UninstallResult(installation_found=installation is not None, company_purged=False)
         _company_purge(company=company, source=source)
     return UninstallResult(installation_found=installation is not None, company_purged=True)
@@ -504,8 +754,13 @@ def _company_purge(*, company: Company, source: LifecycleEvent.Source) -> None:
     LifecycleEvent.objects.create(
         kind=LifecycleEvent.Kind.COMPANY_UNINSTALLED, source=source, pipedrive_company_id=company.pipedrive_company_id
     )
+    company_pk, pipedrive_company_id = company.pk, company.pipedrive_company_id
     company.delete()
-    logger.info("company %s uninstalled; its app data was purged", company.pipedrive_company_id)
+    # Cached panels and names (deal titles, people) go too, once the deletion has committed.
+    transaction.on_commit(
+        lambda: company_caches_purge(company_pk=company_pk, pipedrive_company_id=pipedrive_company_id)
+    )
+    logger.info("company %s uninstalled; its app data was purged", pipedrive_company_id)
 
 
 def installation_uninstall_by_vendor(*, installation: Installation) -> UninstallResult:
@@ -533,7 +788,7 @@ def company_uninstall_by_vendor(*, company: Company) -> UninstallResult:
     if not result.company_purged:
         # Only uninstalled rows were left (or were left by the time we got here): purge now.
         with transaction.atomic():
-            remaining = Company.objects.select_for_update().filter(pk=company.pk).first()
+            remaining = locks.lock_company(pk=company.pk)
             if remaining is not None:
                 _company_purge(company=remaining, source=LifecycleEvent.Source.VENDOR)
                 result = UninstallResult(installation_found=result.installation_found, company_purged=True)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
-import json
 import logging
 import secrets
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +15,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+
+from pipedrive_app.core.parsing import ParseError, basic_credentials_parse, id_or_none, json_object_parse, text_clean
 
 from .models import LifecycleEvent
 from .selectors import installation_get, installations_overview
@@ -176,29 +176,63 @@ def oauth_installed(request: HttpRequest) -> HttpResponse:
 
 
 # --- Uninstall notification (platform guide §2) ----------------------------------------------------
+#
+# Pipedrive sends ``DELETE <callback URL>`` with HTTP Basic client_id:client_secret and a JSON body of
+# client_id, company_id, user_id and timestamp (docs/app-uninstallation). It never reads the reply
+# and never sends the notice again, so an authenticated notice that names a company and a user is
+# carried out whatever else is odd about it (a missing or unusual timestamp, another client_id in the
+# body, fields we do not know): the oddities are logged (names and types, never values of secrets),
+# not refused. Only an unauthenticated request (401) or a body naming no company and user (400) is
+# turned away.
+
+_UNINSTALL_FIELDS = frozenset({"client_id", "company_id", "user_id", "timestamp"})
+_UNINSTALL_MAX_BYTES = 64 * 1024
 
 
 def _basic_credentials_match(request: HttpRequest) -> bool:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return False
     try:
-        supplied = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
+        username, password = basic_credentials_parse(header=request.META.get("HTTP_AUTHORIZATION"))
+    except ParseError:
         return False
-    expected = f"{settings.PIPEDRIVE_CLIENT_ID}:{settings.PIPEDRIVE_CLIENT_SECRET}".encode()
-    return hmac.compare_digest(supplied, expected)
+    user_ok = hmac.compare_digest(username.encode(), str(settings.PIPEDRIVE_CLIENT_ID).encode())
+    secret_ok = hmac.compare_digest(password.encode(), str(settings.PIPEDRIVE_CLIENT_SECRET).encode())
+    return user_ok and secret_ok
 
 
-def _as_id(value: Any) -> int | None:
+def _is_time(value: Any) -> bool:
+    """Whether ``value`` reads as a point in time (ISO 8601 text, or epoch seconds / milliseconds)."""
     if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value > 0 else None
-    if isinstance(value, str) and value.isdigit():
-        return int(value) or None
-    return None
+        return False
+    if isinstance(value, int | float):
+        return value > 0
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        return False
+    text = value.strip()
+    try:
+        return float(text) > 0
+    except ValueError:
+        pass
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _uninstall_oddities(body: dict[str, Any]) -> list[str]:
+    """What is unusual about an authenticated notice, in words safe to log."""
+    odd = []
+    if body.get("client_id") != settings.PIPEDRIVE_CLIENT_ID:
+        odd.append(f"client_id in the body is not this app's ({type(body.get('client_id')).__name__})")
+    timestamp = body.get("timestamp")
+    if "timestamp" not in body:
+        odd.append("no timestamp")
+    elif not _is_time(timestamp):
+        odd.append(f"timestamp is not a time ({type(timestamp).__name__})")
+    unknown = sorted(text_clean(str(key))[:40] for key in body if key not in _UNINSTALL_FIELDS)
+    if unknown:
+        odd.append(f"unexpected fields: {', '.join(unknown[:10])}")
+    return odd
 
 
 def _uninstall_notification(request: HttpRequest) -> HttpResponse:
@@ -207,23 +241,21 @@ def _uninstall_notification(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Basic realm="pipedrive-uninstall"'
         return response
     try:
-        body = json.loads(request.body or b"")
-    except (ValueError, UnicodeDecodeError):
-        return JsonResponse({"error": "body must be JSON"}, status=400)
-    if not isinstance(body, dict):
-        return JsonResponse({"error": "body must be a JSON object"}, status=400)
-    company_id, user_id = _as_id(body.get("company_id")), _as_id(body.get("user_id"))
-    problems = []
-    if body.get("client_id") != settings.PIPEDRIVE_CLIENT_ID:
-        problems.append("client_id does not match this app")
-    if company_id is None:
-        problems.append("company_id must be a positive integer")
-    if user_id is None:
-        problems.append("user_id must be a positive integer")
-    if not isinstance(body.get("timestamp"), (str, int)) or isinstance(body.get("timestamp"), bool):
-        problems.append("timestamp is required")
-    if problems or company_id is None or user_id is None:
-        return JsonResponse({"error": "; ".join(problems)}, status=400)
+        body = json_object_parse(body=request.body, max_bytes=_UNINSTALL_MAX_BYTES)
+    except ParseError as exc:
+        logger.warning("uninstall notification refused: %s", exc)
+        return JsonResponse({"error": str(exc)}, status=400)
+    company_id = id_or_none(value=body.get("company_id"))
+    user_id = id_or_none(value=body.get("user_id"))
+    if company_id is None or user_id is None:
+        missing = [name for name, value in (("company_id", company_id), ("user_id", user_id)) if value is None]
+        logger.warning("uninstall notification refused: %s not a positive integer id", " and ".join(missing))
+        return JsonResponse({"error": f"{' and '.join(missing)} must be a positive integer id"}, status=400)
+    odd = _uninstall_oddities(body)
+    if odd:
+        logger.warning(
+            "uninstall notification for company %s user %s carried out despite: %s", company_id, user_id, "; ".join(odd)
+        )
 
     result = installation_uninstall(
         pipedrive_company_id=company_id, pipedrive_user_id=user_id, source=LifecycleEvent.Source.PIPEDRIVE

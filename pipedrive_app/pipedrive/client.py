@@ -31,6 +31,7 @@ import requests
 
 from pipedrive_app.core.http import build_session
 from pipedrive_app.core.logging import redact
+from pipedrive_app.metrics import instruments as metrics
 
 from .errors import (
     PipedriveAuthError,
@@ -156,12 +157,13 @@ class PipedriveClient:
         self,
         *,
         person_id: int | None = None,
+        org_id: int | None = None,
         status: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> Page[Deal]:
         """One page of ``GET /api/v2/deals``; ``status`` is open|won|lost|deleted."""
-        params = {"person_id": person_id, "status": status}
+        params = {"person_id": person_id, "org_id": org_id, "status": status}
         return self._cursor_page("/api/v2/deals", params, Deal.from_api, limit=limit, cursor=cursor)
 
     def iter_deals(
@@ -176,8 +178,10 @@ class PipedriveClient:
     def get_person(self, person_id: int) -> Person:
         return Person.from_api(self._data_object(self._request("GET", f"/api/v2/persons/{int(person_id)}")))
 
-    def list_persons(self, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Page[Person]:
-        return self._cursor_page("/api/v2/persons", {}, Person.from_api, limit=limit, cursor=cursor)
+    def list_persons(
+        self, *, org_id: int | None = None, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
+    ) -> Page[Person]:
+        return self._cursor_page("/api/v2/persons", {"org_id": org_id}, Person.from_api, limit=limit, cursor=cursor)
 
     def iter_persons(self, *, limit: int = DEFAULT_PAGE_SIZE) -> Iterator[Person]:
         return _iterate_cursor_pages(lambda cursor: self.list_persons(limit=limit, cursor=cursor))
@@ -346,6 +350,7 @@ class PipedriveClient:
                 continue
             return self._decode(method, path, response)
 
+    @metrics.pipedrive_call
     def _send(
         self,
         method: str,

@@ -21,6 +21,7 @@ from requests_oauthlib import OAuth2Session
 from urllib3.util.retry import Retry
 
 from pipedrive_app.core.http import DEFAULT_TIMEOUT, build_session, mount_defaults
+from pipedrive_app.metrics import instruments as metrics
 
 from .domains import api_domain_allowed, normalize_api_domain
 from .errors import ApiDomainNotAllowed, InvalidGrant, OAuthError, PipedriveError, PipedriveUnavailable
@@ -133,6 +134,7 @@ class PipedriveOAuth:
 
         return self._grant_from(self._call("code exchange", call), previous_refresh_token=None)
 
+    @metrics.token_refresh
     def refresh(self, *, refresh_token: str) -> TokenGrant:
         def call() -> dict[str, object]:
             with self._session() as session:

@@ -2,7 +2,8 @@
 
 A handler has two steps. ``prepare`` runs before the inbox row is claimed and may call Pipedrive
 (e.g. to learn a custom field's label); ``apply`` runs inside the transaction that claims the row and
-marks it processed, and only writes to the database. So a handler's writes happen exactly once per
+marks it processed, and only writes to the database. ``prepare`` may raise ``EventSkipped`` to leave
+the event unprocessed on purpose, with a reason. So a handler's writes happen exactly once per
 event, and a crash or a transient error in either step leaves the row pending for a retry.
 """
 
@@ -12,6 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .payloads import Delivery
+
+
+class EventSkipped(Exception):
+    """Raised by a handler's ``prepare``: the event is deliberately not processed (e.g. its entity is
+    not tracked). The inbox row becomes ``skipped`` with ``reason``; it is never retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)

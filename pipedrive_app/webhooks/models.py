@@ -75,21 +75,26 @@ class Subscription(models.Model):
 class InboxEvent(models.Model):
     """One delivered event, stored raw before anything else happens to it.
 
-    ``dedup_key`` is Pipedrive's event id (v2 ``meta.id``) or, for v1, a digest of the meta fields a
-    retry repeats; the unique constraint makes a retry or duplicate a no-op.
+    ``dedup_key`` is the same for every attempt of one delivery and distinct per change (v2: ``meta.id``
+    plus a digest of entity, record id and ``meta.correlation_id``; v1: a digest of what a retry
+    repeats); the unique constraint makes a retry or duplicate a no-op.
     """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         PROCESSED = "processed", "Processed"
         DEAD = "dead", "Dead (gave up)"
+        # Acknowledged and kept, never processed; ``reason`` says why.
+        SKIPPED = "skipped", "Skipped (nothing to do)"
+        UNPROCESSABLE = "unprocessable", "Unprocessable (content not usable)"
 
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="inbox_events")
     dedup_key = models.CharField(max_length=200)
     version = models.CharField(max_length=8)
     entity = models.CharField(max_length=32)
     action = models.CharField(max_length=16)
-    entity_id = models.BigIntegerField(null=True, blank=True)
+    # Text: most record ids are integers, a lead's is a UUID.
+    entity_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001  (None: no usable id)
     occurred_at = models.DateTimeField(null=True, blank=True)
     # The body exactly as received (text, not JSON, so nothing a JSON column refuses can fail a store).
     body = models.TextField()
@@ -97,6 +102,8 @@ class InboxEvent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     deliveries = models.PositiveIntegerField(default=1)
     last_error = models.TextField(blank=True)
+    # Why a skipped or unprocessable event was not processed (no secrets: derived from the body).
+    reason = models.CharField(max_length=500, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
     # The sweeper re-enqueues a pending row once this is older than WEBHOOKS_SWEEP_AFTER_SECONDS.
     next_attempt_at = models.DateTimeField(default=timezone.now)

@@ -11,8 +11,11 @@ from pipedrive_app.installations.models import Company, CompanySettings, Install
 
 from .models import CompanyWebhookState, InboxEvent
 
-# v2 covers every event object except these, which still need v1 subscriptions (§4).
-V1_ONLY_OBJECTS = frozenset({"pipeline", "stage", "activityType"})
+# v2 covers every event object except this one, which exists only in v1 (docs/pipedrive-platform.md
+# §4: the current Guide for webhooks v2 and the migration guide list pipeline and stage as v2 objects,
+# with v2 examples; only an earlier beta of the guide sent them to v1). A v1 subscription of ours for
+# pipeline or stage no longer matches and is replaced with a v2 one by the next reconciliation.
+V1_ONLY_OBJECTS = frozenset({"activityType"})
 WEBHOOKS_PER_APP_USER = 40  # docs/webhooks-for-apps
 
 

@@ -2,8 +2,9 @@
 
 Reconciliation treats Pipedrive as the source of truth: it lists the company's webhooks, keeps one
 per desired subscription, deletes duplicates and strays of ours (our URL prefix, not desired), and
-creates what is missing. It runs under a row lock on the company's CompanyWebhookState, so two runs
-for one company take turns and never both create.
+creates what is missing. One run per company at a time, under the company's reconcile lease
+(core/locks.py); no transaction or row lock is open while Pipedrive is called, and the outcome is
+stored in one short transaction (lock order: Company, then its CompanyWebhookState).
 
 The inbox stores every delivery before anything else happens (unique per company + event key), then
 enqueues processing after commit; processing claims the row in the transaction that marks it
@@ -26,8 +27,11 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import F
 from django.utils import timezone
 
+from pipedrive_app.core import locks
+from pipedrive_app.core.parsing import text_clean
 from pipedrive_app.installations.models import Company, Installation
 from pipedrive_app.installations.services import InstallationNotActive, installation_client
+from pipedrive_app.metrics import instruments as metrics
 from pipedrive_app.pipedrive.errors import (
     PipedriveError,
     PipedriveForbidden,
@@ -38,9 +42,9 @@ from pipedrive_app.pipedrive.errors import (
 )
 from pipedrive_app.pipedrive.types import Webhook
 
-from .handlers import EventContext, handlers_for
+from .handlers import EventContext, EventSkipped, handlers_for
 from .models import CompanyWebhookState, InboxEvent, Subscription
-from .payloads import Delivery, InvalidDelivery, delivery_parse
+from .payloads import Delivery, UnreadableDelivery, delivery_parse
 from .selectors import (
     DesiredSubscription,
     desired_subscriptions,
@@ -91,7 +95,7 @@ def webhook_credentials_check(*, state: CompanyWebhookState, username: str, pass
 
 @dataclass
 class ReconcileResult:
-    status: str  # available | unavailable | gone
+    status: str  # available | unavailable | gone | deferred (another run holds the lease and runs again)
     owner_installation_id: int | None = None
     created: list[str] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
@@ -100,8 +104,21 @@ class ReconcileResult:
     reason: str = ""
 
 
+# Longer than one run can take; a holder that died frees it after this long.
+RECONCILE_LEASE_SECONDS = 600
+RECONCILE_MAX_RUNS = 5
+
+
+def _reconcile_lease_scope(company_id: int):  # type: ignore[no-untyped-def]
+    return Company.objects.filter(pk=company_id)
+
+
 def company_webhooks_reconcile(*, company_id: int) -> ReconcileResult:
     """Make the company's webhooks at Pipedrive match its tracked entities. Idempotent.
+
+    One run per company at a time, under the company's reconcile lease (core/locks.py): no
+    transaction or row lock is open while Pipedrive is called. A run asked for while another holds
+    the lease does not wait: it asks the holder to run once more (status ``deferred``).
 
     Raises PipedriveRateLimited (with ``retry_after``) and PipedriveUnavailable for the task to retry.
     """
@@ -109,50 +126,92 @@ def company_webhooks_reconcile(*, company_id: int) -> ReconcileResult:
     if company is None:
         return ReconcileResult(status="gone")
     webhook_state_get_or_create(company=company)
+    lease = {"until_field": "webhooks_lease_until", "owner_field": "webhooks_lease_id"}
+    lease_id = locks.lease_claim(_reconcile_lease_scope(company_id), seconds=RECONCILE_LEASE_SECONDS, **lease)
+    if lease_id is None:
+        _reconcile_lease_scope(company_id).update(webhooks_rerun=True)
+        # The holder may have let go between the claim and the request: try once more.
+        lease_id = locks.lease_claim(_reconcile_lease_scope(company_id), seconds=RECONCILE_LEASE_SECONDS, **lease)
+        if lease_id is None:
+            return ReconcileResult(
+                status="deferred", reason="Another reconciliation of this company is running; it will run again."
+            )
+    held = _reconcile_lease_scope(company_id).filter(webhooks_lease_id=lease_id)
+    try:
+        for _ in range(RECONCILE_MAX_RUNS):
+            held.update(webhooks_rerun=False)
+            result = _reconcile_once(company_id=company_id)
+            # Let go only if nobody asked for another run meanwhile (one statement: no request is lost).
+            if held.filter(webhooks_rerun=False).update(webhooks_lease_until=None, webhooks_lease_id=""):
+                return result
+        return result
+    finally:
+        locks.lease_release(_reconcile_lease_scope(company_id), lease_id=lease_id, **lease)
+
+
+def _reconcile_once(*, company_id: int) -> ReconcileResult:
+    company = Company.objects.filter(pk=company_id).first()
+    state = CompanyWebhookState.objects.select_related("company").filter(company_id=company_id).first()
+    if company is None or state is None:
+        return ReconcileResult(status="gone")
+    candidates = webhook_owner_candidates(company=company, preferred_id=state.owner_id)
+    if not candidates:
+        reason = "No active admin installation with the admin scope: an admin of the company must install the app."
+        return _state_unavailable(company_id, reason)
+    refusals: list[str] = []
+    for owner in candidates:
+        client = installation_client(installation=owner)
+        try:
+            result, desired, found, errors = _reconcile_as(client=client, owner=owner, state=state)
+        except PipedriveForbidden as exc:
+            logger.warning("company %s: webhook management refused for installation %s", company_id, owner.pk)
+            refusals.append(f"installation {owner.pk}: {exc}")
+            continue
+        except InstallationNotActive as exc:
+            refusals.append(f"installation {owner.pk}: {exc}")
+            continue
+        finally:
+            client.close()
+        # Pipedrive has been told; now one short transaction records it (lock order: Company, state).
+        with transaction.atomic():
+            if locks.lock_company(pk=company_id) is None:
+                return ReconcileResult(status="gone")
+            locked = locks.lock_company_row("webhooks.CompanyWebhookState", company_id=company_id)
+            if locked is None:
+                return ReconcileResult(status="gone")
+            _subscriptions_sync(state=locked, desired=desired, found=found, errors=errors)
+            locked.owner = owner
+            locked.status = CompanyWebhookState.Status.AVAILABLE
+            locked.unavailable_reason = ""
+            locked.last_error = "; ".join(result.errors)[:500]
+            locked.last_reconciled_at = timezone.now()
+            locked.save()
+        return result
+    reason = "Pipedrive refused webhook management (403) for every admin installation: " + "; ".join(refusals)
+    return _state_unavailable(company_id, reason)
+
+
+def _state_unavailable(company_id: int, reason: str) -> ReconcileResult:
+    logger.warning("company %s: webhooks unavailable: %s", company_id, reason)
     with transaction.atomic():
-        # The per-company lock: a second run waits here until the first has committed.
-        state = CompanyWebhookState.objects.select_for_update().select_related("company").get(company=company)
-        candidates = webhook_owner_candidates(company=company, preferred_id=state.owner_id)
-        if not candidates:
-            reason = "No active admin installation with the admin scope: an admin of the company must install the app."
-            return _state_unavailable(state, reason)
-        refusals: list[str] = []
-        for owner in candidates:
-            client = installation_client(installation=owner)
-            try:
-                result = _reconcile_as(client=client, owner=owner, state=state)
-            except PipedriveForbidden as exc:
-                logger.warning("company %s: webhook management refused for installation %s", company_id, owner.pk)
-                refusals.append(f"installation {owner.pk}: {exc}")
-                continue
-            except InstallationNotActive as exc:
-                refusals.append(f"installation {owner.pk}: {exc}")
-                continue
-            finally:
-                client.close()
-            state.owner = owner
-            state.status = CompanyWebhookState.Status.AVAILABLE
-            state.unavailable_reason = ""
-            state.last_error = "; ".join(result.errors)[:500]
-            state.last_reconciled_at = timezone.now()
-            state.save()
-            return result
-        reason = "Pipedrive refused webhook management (403) for every admin installation: " + "; ".join(refusals)
-        return _state_unavailable(state, reason)
-
-
-def _state_unavailable(state: CompanyWebhookState, reason: str) -> ReconcileResult:
-    logger.warning("company %s: webhooks unavailable: %s", state.company_id, reason)
-    state.owner = None
-    state.status = CompanyWebhookState.Status.UNAVAILABLE
-    state.unavailable_reason = reason[:500]
-    state.last_reconciled_at = timezone.now()
-    state.save()
-    Subscription.objects.filter(company_id=state.company_id).update(pipedrive_webhook_id=None, is_active=False)
+        if locks.lock_company(pk=company_id) is None:
+            return ReconcileResult(status="gone")
+        state = locks.lock_company_row("webhooks.CompanyWebhookState", company_id=company_id)
+        if state is None:
+            return ReconcileResult(status="gone")
+        state.owner = None
+        state.status = CompanyWebhookState.Status.UNAVAILABLE
+        state.unavailable_reason = reason[:500]
+        state.last_reconciled_at = timezone.now()
+        state.save()
+        Subscription.objects.filter(company_id=company_id).update(pipedrive_webhook_id=None, is_active=False)
     return ReconcileResult(status="unavailable", reason=reason)
 
 
-def _reconcile_as(*, client, owner: Installation, state: CompanyWebhookState) -> ReconcileResult:  # type: ignore[no-untyped-def]
+def _reconcile_as(  # type: ignore[no-untyped-def]
+    *, client, owner: Installation, state: CompanyWebhookState
+) -> tuple[ReconcileResult, dict[str, DesiredSubscription], dict[str, Webhook], dict[str, str]]:
+    """The Pipedrive side of a run (no transaction open): list, delete strays, create what is missing."""
     desired = desired_subscriptions(company=state.company, state=state)
     prefix = subscription_url_prefix()
     ours = [w for w in client.list_webhooks() if w.subscription_url.startswith(prefix)]
@@ -187,7 +246,6 @@ def _reconcile_as(*, client, owner: Installation, state: CompanyWebhookState) ->
             # 400: URL unreachable from Pipedrive; 422: the 40-per-user limit. Recorded, not retried.
             errors[event_object] = str(exc)[:500]
             result.errors.append(f"{event_object}: {exc}")
-    _subscriptions_sync(state=state, desired=desired, found=keep, errors=errors)
     logger.info(
         "company %s: webhooks reconciled (kept %d, created %d, deleted %d)",
         state.company_id,
@@ -195,7 +253,7 @@ def _reconcile_as(*, client, owner: Installation, state: CompanyWebhookState) ->
         len(result.created),
         len(result.deleted),
     )
-    return result
+    return result, desired, keep, errors
 
 
 def _matches(webhook: Webhook, want: DesiredSubscription, state: CompanyWebhookState) -> bool:
@@ -285,24 +343,31 @@ def companies_for_reconciliation() -> list[int]:
 # --- inbox: receive -----------------------------------------------------------------------------
 
 
-class DeliveryForOtherCompany(InvalidDelivery):
-    """The event's company is not the company the URL key belongs to."""
-
-
 @dataclass(frozen=True)
 class ReceiveResult:
     inbox_event_id: int | None
     duplicate: bool
 
 
-def inbox_event_receive(*, state: CompanyWebhookState, delivery: Delivery, body: str) -> ReceiveResult:
+def inbox_event_receive(
+    *, state: CompanyWebhookState, delivery: Delivery | UnreadableDelivery, body: str
+) -> ReceiveResult:
     """Store the delivery (once per event) and queue its processing once it is committed.
 
     One INSERT in autocommit: the row is durable before Pipedrive hears 200, and the enqueue that
-    ``on_commit`` runs right after it can only find a committed row.
+    ``on_commit`` runs right after it can only find a committed row. A delivery whose content the app
+    cannot use (or that names another company) is kept as ``unprocessable`` with the reason, and
+    acknowledged like any other: Pipedrive bans webhooks whose deliveries fail.
     """
-    if delivery.pipedrive_company_id != state.company.pipedrive_company_id:
-        raise DeliveryForOtherCompany("the event belongs to another company than this URL")
+    status, reason = InboxEvent.Status.PENDING, ""
+    if isinstance(delivery, UnreadableDelivery):
+        status, reason = InboxEvent.Status.UNPROCESSABLE, delivery.reason
+    elif delivery.pipedrive_company_id != state.company.pipedrive_company_id:
+        status = InboxEvent.Status.UNPROCESSABLE
+        reason = f"the event names company {delivery.pipedrive_company_id}, not the company of this URL"
+    if status != InboxEvent.Status.PENDING:
+        logger.info("webhook for company %s kept unprocessed: %s", state.company_id, reason)
+    readable = isinstance(delivery, Delivery)
     try:
         # Inside a caller's transaction a savepoint keeps a duplicate from breaking it; otherwise
         # no BEGIN/COMMIT round trips.
@@ -314,8 +379,11 @@ def inbox_event_receive(*, state: CompanyWebhookState, delivery: Delivery, body:
                 entity=delivery.entity,
                 action=delivery.action,
                 entity_id=delivery.entity_id,
-                occurred_at=delivery.occurred_at,
-                body=body,
+                occurred_at=delivery.occurred_at if isinstance(delivery, Delivery) else None,
+                body=text_clean(body),
+                status=status,
+                reason=reason,
+                processed_at=None if status == InboxEvent.Status.PENDING else timezone.now(),
             )
     except IntegrityError:
         counted = InboxEvent.objects.filter(company_id=state.company_id, dedup_key=delivery.dedup_key).update(
@@ -325,7 +393,8 @@ def inbox_event_receive(*, state: CompanyWebhookState, delivery: Delivery, body:
             raise CompanyGone("the company of this URL is no longer installed") from None
         return ReceiveResult(inbox_event_id=None, duplicate=True)
     event_id = row.pk
-    transaction.on_commit(lambda: inbox_event_enqueue(inbox_event_id=event_id), robust=True)
+    if readable and status == InboxEvent.Status.PENDING:
+        transaction.on_commit(lambda: inbox_event_enqueue(inbox_event_id=event_id), robust=True)
     return ReceiveResult(inbox_event_id=event_id, duplicate=False)
 
 
@@ -536,12 +605,20 @@ def inbox_event_process(*, inbox_event_id: int) -> str:
         return "skipped"
     try:
         delivery = delivery_parse(row.body.encode("utf-8"))
-    except InvalidDelivery as exc:
-        return _inbox_event_fail(inbox_event_id, exc, transient=False)
+    except ValueError as exc:  # InvalidDelivery: not JSON (the receiver refuses those)
+        return _inbox_event_settle(inbox_event_id, InboxEvent.Status.UNPROCESSABLE, str(exc))
+    if isinstance(delivery, UnreadableDelivery):
+        return _inbox_event_settle(inbox_event_id, InboxEvent.Status.UNPROCESSABLE, delivery.reason)
     context = EventContext(inbox_event_id=row.pk, company_id=row.company_id, delivery=delivery)
     handlers = handlers_for(entity=delivery.entity, action=delivery.action)
+    if not handlers:
+        reason = f"nothing in the app handles {delivery.entity}.{delivery.action} events"
+        return _inbox_event_settle(inbox_event_id, InboxEvent.Status.SKIPPED, reason)
     try:
-        prepared = [handler.prepare(context) for handler in handlers]
+        try:
+            prepared = [handler.prepare(context) for handler in handlers]
+        except EventSkipped as exc:
+            return _inbox_event_settle(inbox_event_id, InboxEvent.Status.SKIPPED, exc.reason)
         with transaction.atomic():
             # The claim: a row another worker holds is skipped, a processed one is not pending.
             claimed = (
@@ -572,6 +649,16 @@ def inbox_retry_backoff(retries: int) -> float:
     """Exponential back-off with full jitter (seconds before retry number ``retries + 1``)."""
     ceiling = min(settings.WEBHOOKS_RETRY_BACKOFF_MAX_SECONDS, settings.WEBHOOKS_RETRY_BACKOFF_SECONDS * 2**retries)
     return random.uniform(ceiling / 2, ceiling)
+
+
+def _inbox_event_settle(inbox_event_id: int, status: str, reason: str) -> str:
+    """Mark a pending event skipped or unprocessable (acknowledged, kept, never retried)."""
+    settled = InboxEvent.objects.filter(pk=inbox_event_id, status=InboxEvent.Status.PENDING).update(
+        status=status, reason=text_clean(reason)[:500], processed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if settled:
+        logger.info("inbox event %s %s: %s", inbox_event_id, status, reason[:200])
+    return status if settled else "skipped"
 
 
 def _inbox_event_fail(inbox_event_id: int, exc: BaseException, *, transient: bool) -> str:
@@ -607,6 +694,7 @@ def inbox_event_replay(*, inbox_event_id: int) -> bool:
         )
         if replayed:
             transaction.on_commit(lambda: inbox_event_enqueue(inbox_event_id=inbox_event_id), robust=True)
+            transaction.on_commit(metrics.event_replayed)
     return bool(replayed)
 
 

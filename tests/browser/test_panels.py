@@ -205,3 +205,85 @@ def test_a_user_who_has_not_installed_sees_the_install_state(page, live_sandbox,
     assert "Install the app to see this panel" in frame.inner_text("[data-state-message]")
     link = frame.locator("a.button")
     assert link.get_attribute("target") == "_blank" and link.get_attribute("href").endswith("/oauth/install")
+
+
+@pytest.mark.parametrize(
+    ("locale", "value_label", "history_title"),
+    [
+        ("de_DE", "Wert", "Änderungsverlauf"),
+        ("es_ES", "Valor", "Historial de cambios"),
+        ("fr_FR", "Valeur", "Historique des modifications"),
+        ("pt_BR", "Valor", "Histórico de alterações"),
+    ],
+)
+def test_the_deal_panel_in_the_viewers_language(  # type: ignore[no-untyped-def]
+    page,
+    live_sandbox,
+    sandbox_world,
+    screenshot,
+    locale,
+    value_label,
+    history_title,  # noqa: F811
+) -> None:
+    from pipedrive_app.installations.models import Installation
+    from sandbox.models import Deal
+
+    user = sandbox_world.acme_admin
+    _install(live_sandbox, user)
+    # The viewer's Pipedrive language, as the app read it from users/me at install.
+    Installation.objects.filter(pipedrive_user_id=user.pk).update(locale=locale)
+    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False, value__gt=1000).order_by("pk").first()
+
+    _host, frame, _ = _open_record(page, f"{live_sandbox.url}/sandbox/acme/deals/{deal.pk}/?as={user.pk}")
+
+    labels = frame.eval_on_selector_all("dl.fact-list dt", "els => els.map(e => e.textContent)")
+    assert labels[0] == value_label, labels
+    assert frame.text_content("section.history h2") == history_title
+    assert frame.evaluate("() => document.documentElement.lang").lower() == locale.lower().replace("_", "-")
+    assert "," in frame.inner_text("[data-fact=value]")  # decimal comma in all four
+    _wait_resized(page, frame)
+    screenshot(f"panels-deal-{locale}")
+
+
+def test_organization_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]
+    from sandbox.models import Deal, Note, Organization, Person
+
+    user = sandbox_world.acme_admin
+    _install(live_sandbox, user)
+    org = (
+        Organization.objects.filter(company=sandbox_world.acme, is_deleted=False, persons__isnull=False)
+        .distinct()
+        .order_by("pk")
+        .first()
+    )
+    people = Person.objects.filter(org=org, is_deleted=False)
+    open_deals = Deal.objects.filter(org=org, status=Deal.Status.OPEN, is_deleted=False)
+
+    # Reached as a user would: from the company page, through a person's organization link.
+    page.goto(f"{live_sandbox.url}/sandbox/acme/?as={user.pk}")
+    href = page.locator(f"[data-link=organization-{org.pk}]").first.get_attribute("href")
+    assert href == f"/sandbox/acme/organizations/{org.pk}/?as={user.pk}"
+    _host, frame, initialized_after = _open_record(page, f"{live_sandbox.url}{href}")
+    assert initialized_after < 10
+
+    assert frame.inner_text("[data-fact=name]") == org.name
+    shown_people = {
+        int(v) for v in frame.eval_on_selector_all("[data-person]", "els => els.map(e => e.dataset.person)")
+    }
+    assert shown_people == {p.pk for p in people[:9]}
+    shown_deals = {
+        int(v) for v in frame.eval_on_selector_all("[data-open-deal]", "els => els.map(e => e.dataset.openDeal)")
+    }
+    assert shown_deals == {d.pk for d in open_deals[:9]}
+    # Taller than a panel may grow (750 px, Pipedrive's limit): the iframe stops there and scrolls.
+    page.wait_for_function(
+        "() => document.querySelector('iframe[data-pd-frame=panel]').getBoundingClientRect().height >= 749"
+    )
+    screenshot("panels-organization-light")
+
+    _add_note(page, frame, "Visited their office")
+    assert Note.objects.filter(org=org, content="Visited their office", user=user).exists()
+
+    page.locator("[data-pd-theme-toggle]").click()
+    frame.wait_for_function("() => document.documentElement.getAttribute('data-theme') === 'dark'")
+    screenshot("panels-organization-dark")

@@ -391,6 +391,13 @@ OPERATIONS = [
     # Read by the extensions' panels.
     Operation(
         "GET",
+        "/api/v1/users",
+        lambda s: _exchange(s.double, "GET", "/api/v1/users", **_bearer(s)),
+        200,
+        _set(("data", 0, "id"), "one"),
+    ),
+    Operation(
+        "GET",
         "/api/v1/users/{id}",
         lambda s: _users_get_with_users_read_scope(s),
         200,

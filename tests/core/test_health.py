@@ -37,3 +37,11 @@ def test_readyz_with_the_real_broker(client: Client, broker_url: str) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+def test_favicon_is_served(client) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.staticfiles import finders
+
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+    assert finders.find("favicon.svg")

@@ -42,3 +42,15 @@ def test_queue_names_are_read_at_publish_time_and_explicit_queue_wins(settings) 
     assert _queue("pipedrive_app.webhooks.tasks.process_inbox_event") == "private-q"
     assert _queue("pipedrive_app.installations.tasks.refresh_installation_token") == "private-q"
     assert _queue("pipedrive_app.webhooks.tasks.sweep_inbox", queue="explicit") == "explicit"
+
+
+def test_eager_tasks_borrow_no_connection_to_a_default_broker(caplog, settings) -> None:  # type: ignore[no-untyped-def]
+    """With no broker configured (`make run`), enqueuing takes a producer from an in-memory transport:
+    no connection attempt to amqp://localhost and no kombu "No hostname" warning in the log."""
+    if settings.CELERY_BROKER_URL:
+        pytest.skip("a broker is configured: tasks are not eager")
+    from pipedrive_app.celery import app
+
+    with caplog.at_level("WARNING"), app.producer_or_acquire() as producer:
+        assert producer.connection.transport.driver_type == "memory"
+    assert not [r for r in caplog.records if r.name.startswith("kombu")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from allauth.account.internal.flows.login import AUTHENTICATION_METHODS_SESSION_KEY
 from allauth.mfa.models import Authenticator
 from django.core.management import call_command
 from django.test import Client
@@ -69,25 +70,40 @@ def test_sign_in_with_email_password_and_totp_code(operator) -> None:  # type: i
 
 
 @pytest.mark.django_db(transaction=True)  # allauth signals the activation on commit, inside the request
-def test_setting_up_totp_lets_the_operator_in_without_signing_in_again() -> None:
+def test_first_sign_in_asks_for_the_password_once_and_ends_on_the_dashboard() -> None:
     user, _ = make_user(email="fresh@example.test", staff=True, with_totp=False)
     client = Client()
-    response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
-    assert response.status_code == 302
-    response = client.get("/dashboard/")
-    assert response["Location"] == "/accounts/2fa/totp/activate/"
-    # allauth asks for the password again before adding an authenticator (MFA_REAUTHENTICATION_REQUIRED).
-    response = client.get("/accounts/2fa/totp/activate/")
-    assert response["Location"].startswith("/accounts/reauthenticate/")
-    response = client.post(response["Location"], {"password": PASSWORD})
-    assert response.status_code == 302
+    response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD}, follow=True)
+    # Straight on to the second factor, without a premature "Successfully signed in".
+    assert response.redirect_chain[-1][0] == "/accounts/2fa/totp/activate/"
+    shown = [str(m) for m in response.context["messages"]]
+    assert shown == ["Password accepted. One more step: set up two-factor authentication."]
+    # The password was typed a moment ago: setting up TOTP does not ask for it again.
     page = client.get("/accounts/2fa/totp/activate/")
     assert page.status_code == 200
     secret = page.context["form"].secret
-    response = client.post("/accounts/2fa/totp/activate/", {"code": totp_code(secret)})
-    assert response.status_code == 302
+    response = client.post("/accounts/2fa/totp/activate/", {"code": totp_code(secret)}, follow=True)
     assert Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+    # The recovery codes are shown once, with the way on to the dashboard.
+    assert response.redirect_chain[-1][0] == "/accounts/2fa/recovery-codes/"
+    html = response.content.decode()
+    assert "Continue to the dashboard" in html and 'href="/dashboard/"' in html
     assert client.get("/dashboard/").status_code == 200
+
+
+def test_adding_an_authenticator_later_still_asks_for_the_password() -> None:
+    """Only a sign-in of the last few minutes counts: an old session re-authenticates."""
+    user, _ = make_user(email="later@example.test", staff=True, with_totp=False)
+    client = Client()
+    client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+    session = client.session
+    records = session[AUTHENTICATION_METHODS_SESSION_KEY]
+    for record in records:
+        record["at"] -= 3600  # signed in an hour ago
+    session[AUTHENTICATION_METHODS_SESSION_KEY] = records
+    session.save()
+    response = client.get("/accounts/2fa/totp/activate/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/reauthenticate/")
 
 
 def test_wrong_password_is_refused(operator) -> None:  # type: ignore[no-untyped-def]

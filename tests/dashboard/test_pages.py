@@ -37,7 +37,7 @@ def test_overview_counts(operator_client: Client, make_company) -> None:  # type
     assert ctx["webhooks"] == {"unhealthy": 1, "unavailable": 1}
     assert ctx["events"] == {"received": 3, "processed": 2, "dead": 1, "pending": 0}
     html = response.content.decode()
-    assert html.count("<svg") == 2 and "Events received per hour" in html
+    assert html.count('<svg class="chart"') == 2 and "Events received per hour" in html
     assert "processed 2" in html and "installs 1" in html and "uninstalls 1" in html  # tooltips
     assert "<script" not in html and "https://" not in html.split("<body")[1].replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
@@ -167,3 +167,27 @@ def test_audit_page_lists_entries(operator_client: Client, make_company, django_
     html = response.content.decode()
     assert "ops@example.test" in html and "Vendor-side uninstall" in html and "Refused" in html
     assert "confirmation did not match" in html
+
+
+def test_a_subscription_shows_the_last_delivery_this_app_received(operator_client: Client, make_company) -> None:  # type: ignore[no-untyped-def]
+    # Pipedrive's own last_delivery_time is only read at reconcile time (none yet here); the inbox knows.
+    company = make_company(name="Delivered")
+    received = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
+    make_event(company=company, entity="deal", received_at=received)
+    make_event(company=company, entity="person", received_at=received + timedelta(minutes=1))  # another object
+
+    response = operator_client.get(f"/dashboard/companies/{company.pk}/")
+
+    (subscription,) = response.context["d"].subscriptions
+    assert subscription.event_object == "deal" and subscription.last_delivery_time is None
+    assert subscription.last_received_at == received
+    html = response.content.decode()
+    assert timezone.localtime(received).strftime("%Y-%m-%d %H:%M") in html and "none yet" not in html
+
+
+def test_the_companies_card_names_what_it_counts(operator_client: Client, make_company) -> None:  # type: ignore[no-untyped-def]
+    make_company()
+    html = operator_client.get("/dashboard/").content.decode()
+    for label in ("<dt>Installed</dt>", "<dt>Working</dt>", "<dt>Left</dt>"):
+        assert label in html
+    assert "Total now" not in html

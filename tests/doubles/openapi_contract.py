@@ -10,12 +10,10 @@ The files are big (2.8 MB together): each is parsed once per process and shared.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from openapi_core import Config, OpenAPI
@@ -27,29 +25,13 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from pipedrive_app.core.logging import redact
+from sandbox.facts import openapi
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-# Pipedrive's published files, vendored with their provenance (vendor/pipedrive-openapi/); the
-# project's contract. PIPEDRIVE_OPENAPI_DIR points elsewhere.
-_SPEC_DIR_CANDIDATES = (_REPO_ROOT / "vendor" / "pipedrive-openapi",)
 API_HOST = "https://api.pipedrive.com"
 OAUTH_HOST = "https://oauth.pipedrive.com"
 # Paths Pipedrive serves that the files do not describe (RFC 7009 revocation, from the OAuth guide).
 UNDESCRIBED_PATHS = frozenset({"/oauth/revoke"})
-
-
-def spec_dir() -> Path:
-    """Where v1.yaml and v2.yaml live: $PIPEDRIVE_OPENAPI_DIR, else the first known location."""
-    configured = os.environ.get("PIPEDRIVE_OPENAPI_DIR")
-    if configured:
-        return Path(configured)
-    for candidate in _SPEC_DIR_CANDIDATES:
-        if (candidate / "v1.yaml").is_file():
-            return candidate
-    raise FileNotFoundError(
-        "Pipedrive's OpenAPI files (v1.yaml, v2.yaml) were not found in vendor/pipedrive-openapi; "
-        "restore them with `git checkout vendor/` or `make update-openapi`"
-    )
+spec_dir = openapi.spec_dir  # the one place that finds the files (sandbox/facts/openapi.py)
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -78,9 +60,10 @@ _validate_lock = threading.Lock()
 
 @cache
 def _load(name: str) -> OpenAPI:
-    # The files are Pipedrive's published spec, so skip re-validating the spec itself (slow).
+    # The documents parsed once by sandbox/facts/openapi.py. They are Pipedrive's published spec,
+    # so skip re-validating the spec itself (slow).
     config = Config(spec_validator_cls=None, security_provider_factory=_PipedriveSecurityProviders())
-    return OpenAPI.from_path(spec_dir() / f"{name}.yaml", config=config)
+    return OpenAPI.from_dict(openapi.document(name), config=config, base_uri=(spec_dir() / name).as_uri())
 
 
 def spec(name: str) -> OpenAPI:
@@ -118,28 +101,11 @@ def locate(path: str) -> SpecLocation | None:
 
 
 def operation_scopes(spec_name: str, method: str, template: str) -> frozenset[str]:
-    """The OAuth scopes an operation accepts (any one suffices), from its ``security`` list."""
-    return _operation_scopes(spec_name, method.lower(), template)
+    """The OAuth scopes an operation accepts (any one suffices): ``facts.openapi`` reads them."""
+    return openapi.operation_scopes(spec_name, method, template) if template else frozenset()
 
 
-@cache
-def _operation_scopes(spec_name: str, method: str, template: str) -> frozenset[str]:
-    security = schema_value(spec_name, "paths", template, method, "security", default=[])
-    scopes: set[str] = set()
-    for requirement in security:
-        scopes.update(str(scope) for scope in requirement.get("oauth2", []))
-    return frozenset(scopes)
-
-
-def schema_value(spec_name: str, *parts: str, default: Any = None) -> Any:
-    """The plain value at a node of a file (e.g. an enum), or ``default`` when the node is absent."""
-    node = spec(spec_name).spec
-    with _validate_lock:
-        for part in parts:
-            if part not in node:
-                return default
-            node = node / part
-        return node.read_value()
+schema_value = openapi.node  # the plain value at a node of a file (e.g. an enum)
 
 
 # --- exchanges ------------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ so the app's real ``requests`` sessions, retries and timeouts are exercised; oth
 server, a worker) reach it the same way through ``base_url``. ``base_url`` is both the OAuth server
 and the ``api_domain`` the token endpoint hands out.
 
-Behaviour follows docs/pipedrive-platform.md (sections 1, 4 and 5); where Pipedrive's OpenAPI files
-are stricter than Pipedrive itself, the double honours the files (see ``_compact``). Every request
+Every fact about Pipedrive (scopes, limits, shapes, error bodies, cursors, validation, the OpenAPI
+loading) comes from the sandbox's ``sandbox/facts/`` package, the one place they are written; this
+module is test control over them: an in-memory store, fault injection, a request log, counters and a
+clock to move. Every request
 it receives is validated against v1.yaml/v2.yaml, and so is every response it produces for an
 operation it implements; problems collect in ``contract_violations`` (``tests/doubles/fixtures.py``
 fails a test that leaves any).
@@ -25,27 +27,26 @@ import json
 import secrets
 import threading
 import time
-import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from requests.structures import CaseInsensitiveDict
 
+from sandbox.facts import cursor, errors, limits, validation, wire
+from sandbox.facts import scopes as scope_facts
 from tests.doubles import openapi_contract
 from tests.doubles.openapi_contract import ExchangeRequest, ExchangeResponse
 
-AUTHORIZATION_CODE_LIFETIME = 5 * 60  # docs/marketplace-oauth-authorization: codes live 5 minutes
-REFRESH_TOKEN_IDLE_LIFETIME = 60 * 24 * 3600  # a refresh token dies after 60 days unused
-WEBHOOKS_PER_USER = 40  # docs/webhooks-for-apps
-MAX_PAGE_SIZE = 500
-DEFAULT_SCOPES = "base,deals:full,contacts:full,admin"
-UNAUTHORIZED_BODY = {"success": False, "error": "unauthorized access", "errorCode": 401}
+# Every fact about Pipedrive (lifetimes, limits, scopes, shapes, error bodies, cursors, validation) is
+# the sandbox's (sandbox/facts/); this module adds only what tests need: an in-memory store, fault
+# injection, a request log, counters and a clock to move.
+REFRESH_TOKEN_IDLE_LIFETIME = limits.REFRESH_TOKEN_IDLE_DAYS * 24 * 3600
 
 # --- secrets registry -------------------------------------------------------------------------------
 
@@ -192,12 +193,11 @@ class _Refusal(Exception):
 
 
 def _api_error(http_status: int, message: str, **extra: Any) -> _Refusal:
-    body = {"success": False, "error": message, "errorCode": http_status, **extra}
-    return _Refusal(_json_reply(http_status, body))
+    return _Refusal(_json_reply(http_status, errors.api_error(http_status, message, **extra)))
 
 
 def _oauth_error(status: int, error: str, description: str) -> _Refusal:
-    return _Refusal(_json_reply(status, {"error": error, "error_description": description}))
+    return _Refusal(_json_reply(status, errors.oauth_error(error, description)))
 
 
 @dataclass
@@ -227,14 +227,11 @@ class _Call:
             raise _oauth_error(400, "invalid_request", "the body must be application/x-www-form-urlencoded")
         return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
 
-    def int_query(self, name: str, default: int | None = None) -> int | None:
-        raw = self.query.get(name)
-        if raw is None or raw == "":
-            return default
+    def int_query(self, name: str) -> int | None:
         try:
-            return int(raw)
-        except ValueError:
-            raise _api_error(400, f"Parameter '{name}' must be an integer") from None
+            return validation.int_param(self.query, name)
+        except validation.InvalidQuery as exc:
+            raise _api_error(400, str(exc)) from None
 
 
 # --- the double -------------------------------------------------------------------------------------
@@ -268,7 +265,7 @@ class PipedriveDouble:
         _remember_secret(client_secret)
         self.base_url = ""
         # Settable behaviour.
-        self.access_token_lifetime: int = 3599
+        self.access_token_lifetime: int = limits.ACCESS_TOKEN_LIFETIME_SECONDS
         self.refresh_delay: float = 0.0  # the token endpoint sleeps this long on a refresh grant
         self.rotate_refresh_tokens: bool = False  # True: each refresh returns a new refresh token
         self.unreachable_subscription_urls: set[str] = set()  # webhook create answers 400 for these
@@ -351,7 +348,7 @@ class PipedriveDouble:
         name: str | None = None,
         email: str | None = None,
         is_admin: bool = True,
-        scopes: str = DEFAULT_SCOPES,
+        scopes: str = scope_facts.APP_SCOPES,
         locale: str = "en_US",
         timezone_name: str = "Europe/Tallinn",
     ) -> None:
@@ -371,43 +368,15 @@ class PipedriveDouble:
             )
 
     def add_deal(self, company_id: int, **fields: Any) -> dict[str, Any]:
-        """Seed a v2 deal; unspecified fields get plausible defaults. Returns a copy."""
+        """Seed a v2 deal (``facts.wire.deal_v2``); unspecified fields get plausible defaults. Returns a copy."""
         with self._lock:
             company = self._company(company_id)
             deal_id = int(fields.pop("id", None) or next(self._ids["deal"]))
             stamp = self._rfc3339()
-            deal: dict[str, Any] = {
-                "id": deal_id,
-                "title": f"Deal {deal_id}",
-                "creator_user_id": self._default_owner(company_id),
-                "owner_id": self._default_owner(company_id),
-                "person_id": None,
-                "org_id": None,
-                "pipeline_id": 1,
-                "stage_id": 1,
-                "value": 0,
-                "currency": "EUR",
-                "add_time": stamp,
-                "update_time": stamp,
-                "stage_change_time": None,
-                "is_deleted": False,
-                "is_archived": False,
-                "status": "open",
-                "probability": None,
-                "lost_reason": None,
-                "visible_to": 3,
-                "close_time": None,
-                "won_time": None,
-                "lost_time": None,
-                "expected_close_date": None,
-                "label_ids": [],
-                "origin": "API",
-                "origin_id": None,
-                "channel": None,
-                "channel_id": None,
-                "custom_fields": {},
-            }
-            deal.update(fields)
+            owner = self._default_owner(company_id)
+            defaults = {"title": f"Deal {deal_id}", "creator_user_id": owner, "owner_id": owner}
+            defaults |= {"pipeline_id": 1, "stage_id": 1, "add_time": stamp, "update_time": stamp}
+            deal = wire.deal_v2({**defaults, **fields, "id": deal_id})
             company.deals[deal_id] = deal
             return json.loads(json.dumps(deal))
 
@@ -417,28 +386,13 @@ class PipedriveDouble:
             company = self._company(company_id)
             person_id = int(fields.pop("id", None) or next(self._ids["person"]))
             stamp = self._rfc3339()
-            name = str(fields.get("name") or f"Person {person_id}")
-            first, _, last = name.partition(" ")
-            person: dict[str, Any] = {
-                "id": person_id,
-                "name": name,
-                "first_name": first,
-                "last_name": last,
-                "owner_id": self._default_owner(company_id),
-                "org_id": None,
-                "add_time": stamp,
-                "update_time": stamp,
-                "emails": [],
-                "phones": [],
-                "is_deleted": False,
-                "visible_to": 3,
-                "label_ids": [],
-                "picture_id": None,
-                "custom_fields": {},
-            }
-            person.update(fields)
-            person["emails"] = _contact_points(person.get("emails"), label="work")
-            person["phones"] = _contact_points(person.get("phones"), label="mobile")
+            problems: dict[str, list[str]] = {}
+            for name, label in (("emails", "work"), ("phones", "mobile")):
+                if name in fields:
+                    fields[name] = validation.contact_points(fields[name], label=label, name=name, errors=problems)
+            defaults = {"name": f"Person {person_id}", "owner_id": self._default_owner(company_id)}
+            defaults |= {"add_time": stamp, "update_time": stamp}
+            person = wire.person_v2({**defaults, **fields, "id": person_id})
             company.persons[person_id] = person
             return json.loads(json.dumps(person))
 
@@ -448,16 +402,8 @@ class PipedriveDouble:
             company = self._company(company_id)
             pipeline_id = int(fields.pop("id", None) or next(self._ids["pipeline"]))
             stamp = self._rfc3339()
-            pipeline: dict[str, Any] = {
-                "id": pipeline_id,
-                "name": f"Pipeline {pipeline_id}",
-                "order_nr": pipeline_id,
-                "is_deleted": False,
-                "is_deal_probability_enabled": False,
-                "add_time": stamp,
-                "update_time": stamp,
-            }
-            pipeline.update(fields)
+            defaults = {"name": f"Pipeline {pipeline_id}", "order_nr": pipeline_id, "add_time": stamp}
+            pipeline = wire.pipeline_v2({**defaults, "update_time": stamp, **fields, "id": pipeline_id})
             company.pipelines[pipeline_id] = pipeline
             return json.loads(json.dumps(pipeline))
 
@@ -467,19 +413,8 @@ class PipedriveDouble:
             company = self._company(company_id)
             stage_id = int(fields.pop("id", None) or next(self._ids["stage"]))
             stamp = self._rfc3339()
-            stage: dict[str, Any] = {
-                "id": stage_id,
-                "order_nr": stage_id,
-                "name": f"Stage {stage_id}",
-                "is_deleted": False,
-                "deal_probability": 100,
-                "pipeline_id": 1,
-                "is_deal_rot_enabled": False,
-                "days_to_rotten": None,
-                "add_time": stamp,
-                "update_time": stamp,
-            }
-            stage.update(fields)
+            defaults = {"name": f"Stage {stage_id}", "order_nr": stage_id, "pipeline_id": 1, "add_time": stamp}
+            stage = wire.stage_v2({**defaults, "update_time": stamp, **fields, "id": stage_id})
             company.stages[stage_id] = stage
             return json.loads(json.dumps(stage))
 
@@ -489,20 +424,9 @@ class PipedriveDouble:
             company = self._company(company_id)
             org_id = int(fields.pop("id", None) or next(self._ids["organization"]))
             stamp = self._rfc3339()
-            organization: dict[str, Any] = {
-                "id": org_id,
-                "name": f"Organization {org_id}",
-                "owner_id": self._default_owner(company_id),
-                "add_time": stamp,
-                "update_time": stamp,
-                "is_deleted": False,
-                "visible_to": 3,
-                "label_ids": [],
-                "custom_fields": {},
-            }
-            organization.update(fields)
-            if isinstance(organization.get("address"), str):
-                organization["address"] = {"value": organization["address"]}
+            defaults = {"name": f"Organization {org_id}", "owner_id": self._default_owner(company_id)}
+            defaults |= {"add_time": stamp, "update_time": stamp}
+            organization = wire.organization_v2({**defaults, **fields, "id": org_id})
             company.organizations[org_id] = organization
             return json.loads(json.dumps(organization))
 
@@ -521,15 +445,9 @@ class PipedriveDouble:
         with self._lock:
             company = self._company(company_id)
             code = field_code or secrets.token_hex(20)
-            record: dict[str, Any] = {
-                "field_name": field_name,
-                "field_code": code,
-                "field_type": field_type,
-                "options": options,
-                "subfields": None,
-                "is_custom_field": field_code is None,
-                "is_optional_response_field": False,
-            }
+            record = wire.field_v2(
+                name=field_name, code=code, field_type=field_type, custom=field_code is None, options=options
+            )
             company.fields.setdefault(entity, []).append(record)
             return json.loads(json.dumps(record))
 
@@ -543,8 +461,8 @@ class PipedriveDouble:
                 company_id=company_id,
                 user_id=user_id,
                 redirect_uri=redirect_uri,
-                scopes=user.scopes,
-                expires_at=self.now() + AUTHORIZATION_CODE_LIFETIME,
+                scopes=scope_facts.response_scope(scope_facts.granted(user.scopes, is_admin=user.is_admin)),
+                expires_at=self.now() + limits.AUTHORIZATION_CODE_LIFETIME_SECONDS,
             )
             return code
 
@@ -609,13 +527,13 @@ class PipedriveDouble:
 
     def rate_limit_next(self, path: str, *, times: int = 1, retry_after: int | None = 1, reset: int | None = 1) -> None:
         """Answer 429 with ``Retry-After`` and/or ``x-ratelimit-reset`` (None leaves a header out)."""
-        headers = {"x-ratelimit-limit": "80", "x-ratelimit-remaining": "0"}
+        state = limits.LimitState(allowed=False, limit=limits.BURST_LIMIT, remaining=0, reset_seconds=reset or 0)
+        headers = {name: value for name, value in state.headers().items() if name.lower() != "retry-after"}
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
-        if reset is not None:
-            headers["x-ratelimit-reset"] = str(reset)
-        body = {"success": False, "error": "Request over limit", "errorCode": 429}
-        self.fail_next(path, status=429, body=body, times=times, headers=headers)
+        if reset is None:
+            headers.pop("x-ratelimit-reset")
+        self.fail_next(path, status=429, body=errors.over_limit(), times=times, headers=headers)
 
     def drop_webhook(self, webhook_id: int) -> None:
         """Pipedrive deleted a webhook on its own (e.g. after 3 days without a successful delivery)."""
@@ -626,12 +544,8 @@ class PipedriveDouble:
     def uninstall_notification(self, company_id: int, user_id: int) -> tuple[dict[str, str], bytes]:
         """Headers and JSON body of the ``DELETE <callback_url>`` Pipedrive sends on uninstall."""
         credentials = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
-        body = {
-            "client_id": self.client_id,
-            "company_id": company_id,
-            "user_id": user_id,
-            "timestamp": datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        }
+        at = datetime.fromtimestamp(self.now(), UTC)
+        body = wire.uninstall_notice(client_id=self.client_id, company_id=company_id, user_id=user_id, at=at)
         headers = {"Authorization": f"Basic {credentials}", "Content-Type": "application/json"}
         return headers, json.dumps(body).encode()
 
@@ -816,14 +730,13 @@ class PipedriveDouble:
             refresh_token=refresh_token,
             expires_at=self.now() + self.access_token_lifetime,
         )
-        return {
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "refresh_token": refresh_token,
-            "scope": grant.scopes,
-            "expires_in": self.access_token_lifetime,
-            "api_domain": self.base_url,
-        }
+        return wire.token_response(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            scopes=scope_facts.parse(grant.scopes),
+            expires_in=self.access_token_lifetime,
+            api_domain=self.base_url,
+        )
 
     def _oauth_revoke(self, call: _Call) -> _Reply:
         """RFC 7009: 200 whatever the token; a refresh token takes the installation with it."""
@@ -873,13 +786,13 @@ class PipedriveDouble:
         scheme, _, token = call.headers.get("Authorization", "").partition(" ")
         grant = self._access_tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if grant is None or not self._usable(grant):
-            raise _Refusal(_json_reply(401, UNAUTHORIZED_BODY))
+            raise _Refusal(_json_reply(401, errors.unauthorized()))
         accepted = openapi_contract.operation_scopes(route.spec_name, route.method, route.spec_template)
-        if accepted and not accepted & grant.scope_set:
-            raise _api_error(403, "Scope and URL mismatch")
-        if accepted == {"admin"} and not self._user(grant.company_id, grant.user_id).is_admin:
-            # docs/pipedrive-platform.md section 1: a non-admin install succeeds, webhook calls 403.
-            raise _api_error(403, "You do not have permission to manage webhooks")
+        if not scope_facts.allows(grant.scope_set, accepted):
+            # A regular user's install lacks ``admin`` (facts.scopes.granted): webhook calls are 403.
+            raise _Refusal(_json_reply(403, errors.scope_denied(accepted)))
+        if scope_facts.admin_only(accepted) and not self._user(grant.company_id, grant.user_id).is_admin:
+            raise _Refusal(_json_reply(403, errors.admin_required()))
         return grant
 
     def _usable(self, grant: _AccessGrant) -> bool:
@@ -887,69 +800,45 @@ class PipedriveDouble:
 
     # --- REST API: users ------------------------------------------------------------------------
 
+    def _user_wire(self, user: _User, *, viewer_id: int) -> dict[str, Any]:
+        stamp = datetime.fromtimestamp(self.now(), UTC)
+        return wire.user_v1(
+            id=user.id,
+            name=user.name,
+            email=user.email,
+            is_admin=user.is_admin,
+            locale=user.locale,
+            timezone_name=user.timezone_name,
+            company_id=user.company_id,
+            created=stamp,
+            last_login=stamp,
+            viewer_id=viewer_id,
+        )
+
     def _users_me(self, call: _Call) -> _Reply:
         grant = _granted(call)
         user = self._user(grant.company_id, grant.user_id)
         company = self._company(grant.company_id)
-        stamp = self._v1_time()
-        me = {
-            "id": user.id,
-            "name": user.name,
-            "default_currency": "EUR",
-            "locale": user.locale,
-            "lang": 1,
-            "email": user.email,
-            "phone": None,
-            "activated": True,
-            "last_login": stamp,
-            "created": stamp,
-            "modified": stamp,
-            "has_created_company": user.is_admin,
-            "access": [{"app": "global", "admin": user.is_admin, "permission_set_id": str(uuid.uuid4())}],
-            "active_flag": True,
-            "timezone_name": user.timezone_name,
-            "timezone_offset": "+02:00",
-            "role_id": 1,
-            "icon_url": None,
-            "is_you": True,
-            "is_deleted": False,
-            "is_admin": 1 if user.is_admin else 0,
-            "company_id": company.id,
-            "company_name": company.name,
-            "company_domain": company.domain,
-            "company_country": "EE",
-            "company_industry": "IT Services",
-            "language": {"language_code": user.locale[:2], "country_code": user.locale[-2:]},
-        }
+        me = wire.user_me(
+            self._user_wire(user, viewer_id=user.id),
+            company_id=company.id,
+            company_name=company.name,
+            company_domain=company.domain,
+        )
         return _json_reply(200, {"success": True, "data": me})
+
+    def _users_list(self, call: _Call) -> _Reply:
+        grant = _granted(call)
+        users = [u for (cid, _), u in sorted(self._users.items()) if cid == grant.company_id]
+        data = [self._user_wire(user, viewer_id=grant.user_id) for user in users]
+        return _json_reply(200, {"success": True, "data": data})
 
     def _users_get(self, call: _Call) -> _Reply:
         grant = _granted(call)
         user = self._users.get((grant.company_id, _path_int(call, "id")))
         if user is None:
             raise _api_error(404, "User not found")
-        stamp = self._v1_time()
-        data = {
-            "id": user.id,
-            "name": user.name,
-            "default_currency": "EUR",
-            "locale": user.locale,
-            "lang": 1,
-            "email": user.email,
-            "activated": True,
-            "last_login": stamp,
-            "created": stamp,
-            "modified": stamp,
-            "has_created_company": user.is_admin,
-            "access": [{"app": "global", "admin": user.is_admin, "permission_set_id": str(uuid.uuid4())}],
-            "active_flag": True,
-            "timezone_name": user.timezone_name,
-            "timezone_offset": "+02:00",
-            "role_id": 1,
-            "is_you": user.id == grant.user_id,
-            "is_deleted": False,
-        }
-        return _json_reply(200, {"success": True, "data": data})
+        return _json_reply(200, {"success": True, "data": self._user_wire(user, viewer_id=grant.user_id)})
 
     # --- REST API: pipelines, stages, organizations (v2) ----------------------------------------
 
@@ -998,38 +887,36 @@ class PipedriveDouble:
     def _v2_get(self, call: _Call, records: Mapping[int, dict[str, Any]], kind: str) -> _Reply:
         record = records.get(_path_int(call, "id"))
         if record is None:
-            raise _api_error(404, f"{kind} not found")
-        return _json_reply(200, {"success": True, "data": _compact(record)})
+            raise _Refusal(_json_reply(404, errors.not_found(kind)))
+        return _json_reply(200, {"success": True, "data": record})
 
     def _v2_list(
         self, call: _Call, records: Mapping[int, dict[str, Any]], wanted: Callable[[dict[str, Any]], bool]
     ) -> _Reply:
-        limit = _page_limit(call)
-        after = _decode_cursor(call.query.get("cursor"))
+        with _invalid_query_is_400():
+            limit = validation.page_limit(call.query)
+            after = cursor.decode_after(call.query.get("cursor"))
         ids = {int(i) for i in call.query.get("ids", "").split(",") if i.strip().isdigit()}
         matching = [
             records[key] for key in sorted(records) if key > after and (not ids or key in ids) and wanted(records[key])
         ]
         page = matching[:limit]
-        additional: dict[str, Any] = {}
-        if len(matching) > limit:
-            # Pipedrive sends "next_cursor": null on the last page, but the files type it as a
-            # non-nullable string; the double leaves it out and the client accepts both.
-            additional["next_cursor"] = _encode_cursor(page[-1]["id"])
-        return _json_reply(200, {"success": True, "data": [_compact(r) for r in page], "additional_data": additional})
+        next_cursor = cursor.encode_after(page[-1]["id"]) if len(matching) > limit else None
+        return _json_reply(200, wire.cursor_page(page, next_cursor))
 
     # --- REST API: field metadata (v2, cursor pagination) ---------------------------------------
 
     def _fields_list(self, call: _Call) -> _Reply:
         entity = call.path.rsplit("/", 1)[-1].removesuffix("Fields")
         records = self._company(_granted(call).company_id).fields.get(entity, [])
-        limit = _page_limit(call)
-        after = _decode_cursor(call.query.get("cursor"))  # the index of the first item of the page
-        page = records[after : after + limit]
-        additional: dict[str, Any] = {}
-        if after + limit < len(records):
-            additional["next_cursor"] = _encode_cursor(after + limit)
-        return _json_reply(200, {"success": True, "data": [_compact(r) for r in page], "additional_data": additional})
+        with _invalid_query_is_400():
+            limit = validation.page_limit(call.query)
+            offset = cursor.decode_offset(call.query.get("cursor"))
+        more = offset + limit < len(records)
+        return _json_reply(
+            200,
+            wire.cursor_page(records[offset : offset + limit], cursor.encode_offset(offset + limit) if more else None),
+        )
 
     # --- REST API: notes (v1, start/limit pagination) -------------------------------------------
 
@@ -1037,106 +924,73 @@ class PipedriveDouble:
         grant = _granted(call)
         company = self._company(grant.company_id)
         body = call.json_body()
-        content = body.get("content")
-        if not isinstance(content, str) or not content.strip():
-            raise _api_error(400, "Note content is required")
-        links = ("deal_id", "person_id", "org_id", "lead_id", "project_id", "task_id")
-        if not any(body.get(name) is not None for name in links):
-            raise _api_error(400, "The note must be attached to a deal, person, organization, lead or project")
-        deal = person = None
-        if body.get("deal_id") is not None:
-            deal = company.deals.get(_body_int(body, "deal_id"))
-            if deal is None:
-                raise _api_error(400, "Deal not found")
-        if body.get("person_id") is not None:
-            person = company.persons.get(_body_int(body, "person_id"))
-            if person is None:
-                raise _api_error(400, "Person not found")
+        problems: dict[str, list[str]] = {}
+        content = validation.note_body(body, problems)
+        ids = {name: validation.int_field(body, name, problems) for name in ("deal_id", "person_id", "org_id")}
+        if problems:
+            raise _Refusal(_json_reply(400, errors.api_error(400, "; ".join(problems), errors=problems)))
+        deal = company.deals.get(ids["deal_id"]) if ids["deal_id"] is not None else None
+        person = company.persons.get(ids["person_id"]) if ids["person_id"] is not None else None
+        if ids["deal_id"] is not None and deal is None:
+            raise _Refusal(_json_reply(400, errors.not_found("Deal")))
+        if ids["person_id"] is not None and person is None:
+            raise _Refusal(_json_reply(400, errors.not_found("Person")))
         user = self._user(grant.company_id, grant.user_id)
-        stamp = self._v1_time()
+        stamp = datetime.fromtimestamp(self.now(), UTC)
         note_id = next(self._ids["note"])
-        note: dict[str, Any] = {
-            "id": note_id,
-            "active_flag": True,
-            "add_time": stamp,
-            "update_time": stamp,
-            "content": content,
-            "deal_id": deal["id"] if deal else None,
-            "person_id": person["id"] if person else None,
-            "org_id": _body_int(body, "org_id") if body.get("org_id") is not None else None,
-            "lead_id": body.get("lead_id"),
-            "user_id": user.id,
-            "last_update_user_id": user.id,
-            "deal": {"title": deal["title"]} if deal else None,
-            "person": {"name": person["name"]} if person else None,
-            "pinned_to_deal_flag": False,
-            "pinned_to_person_flag": False,
-            "pinned_to_organization_flag": False,
-            "pinned_to_project_flag": False,
-            "user": {"email": user.email, "name": user.name, "icon_url": None, "is_you": True},
-        }
+        note = wire.note_v1(
+            {
+                "id": note_id,
+                "content": content,
+                "deal_id": ids["deal_id"],
+                "person_id": ids["person_id"],
+                "org_id": ids["org_id"],
+                "lead_id": body.get("lead_id"),
+                "user_id": user.id,
+                "user_name": user.name,
+                "user_email": user.email,
+                "deal_title": deal["title"] if deal else None,
+                "person_name": person["name"] if person else None,
+                "add_time": stamp,
+                "update_time": stamp,
+            },
+            viewer_id=user.id,
+        )
         company.notes[note_id] = note
-        return _json_reply(200, {"success": True, "data": _compact(note)})
+        return _json_reply(200, {"success": True, "data": note})
 
     def _notes_list(self, call: _Call) -> _Reply:
         company = self._company(_granted(call).company_id)
         filters = {name: call.int_query(name) for name in ("deal_id", "person_id", "org_id", "user_id")}
-        start = call.int_query("start", 0) or 0
-        limit = _page_limit(call)
-        if start < 0:
-            raise _api_error(400, "Parameter 'start' must not be negative")
+        with _invalid_query_is_400():
+            start = validation.start_param(call.query)
+            limit = validation.page_limit(call.query)
         matching = [
             company.notes[key]
             for key in sorted(company.notes)
             if all(value is None or company.notes[key].get(name) == value for name, value in filters.items())
         ]
         page = matching[start : start + limit]
-        more = start + limit < len(matching)
-        pagination: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
-        if more:
-            pagination["next_start"] = start + limit
-        return _json_reply(
-            200,
-            {"success": True, "data": [_compact(n) for n in page], "additional_data": {"pagination": pagination}},
-        )
+        return _json_reply(200, wire.offset_page(page, start=start, limit=limit, more=start + limit < len(matching)))
 
     # --- REST API: webhooks (v1, scope admin; docs/webhooks-for-apps) ---------------------------
 
     def _webhooks_list(self, call: _Call) -> _Reply:
         company = self._company(_granted(call).company_id)
-        data = [_public_webhook(company.webhooks[key]) for key in sorted(company.webhooks)]
+        data = [wire.webhook_v1(company.webhooks[key]) for key in sorted(company.webhooks)]
         return _json_reply(200, {"success": True, "status": "ok", "data": data})
 
     def _webhooks_create(self, call: _Call) -> _Reply:
         grant = _granted(call)
         company = self._company(grant.company_id)
         body = call.json_body()
-        errors: dict[str, list[str]] = {}
-        for name in ("subscription_url", "event_action", "event_object", "name"):
-            if not isinstance(body.get(name), str) or not body[name]:
-                errors[name] = ["is required"]
-        actions = _webhook_body_enum("event_action")
-        objects = _webhook_body_enum("event_object")
-        versions = _webhook_body_enum("version")
-        version = body.get("version", "2.0")
-        if "event_action" not in errors and body["event_action"] not in actions:
-            errors["event_action"] = [f"must be one of {', '.join(sorted(actions))}"]
-        if "event_object" not in errors and body["event_object"] not in objects:
-            errors["event_object"] = [f"must be one of {', '.join(sorted(objects))}"]
-        if version not in versions:
-            errors["version"] = [f"must be one of {', '.join(sorted(versions))}"]
-        url = body.get("subscription_url")
-        if "subscription_url" not in errors and (
-            urlsplit(url).scheme not in {"http", "https"}
-            or not urlsplit(url).hostname
-            or url in self.unreachable_subscription_urls
-        ):
-            errors["subscription_url"] = ["invalid or non-reachable URL"]
-        if errors:
-            raise _Refusal(_json_reply(400, {"success": False, "status": "error", "errors": errors}))
+        problems: dict[str, list[str]] = {}
+        version = validation.webhook_body(body, problems, unreachable=self.unreachable_subscription_urls)
+        if problems:
+            raise _Refusal(_json_reply(400, errors.invalid_fields(problems)))
         owned = sum(1 for w in company.webhooks.values() if w["owner_id"] == grant.user_id)
-        if owned >= WEBHOOKS_PER_USER:
-            raise _api_error(422, f"The limit of {WEBHOOKS_PER_USER} webhooks per user is reached", status="error")
+        if owned >= limits.WEBHOOKS_PER_USER:
+            raise _api_error(422, limits.webhook_limit_message(), status="error")
         password = body.get("http_auth_password")
         _remember_secret(password if isinstance(password, str) else None)
         webhook_id = next(self._ids["webhook"])
@@ -1144,31 +998,25 @@ class PipedriveDouble:
             "id": webhook_id,
             "company_id": company.id,
             "owner_id": grant.user_id,
-            "user_id": _body_int(body, "user_id") if body.get("user_id") is not None else grant.user_id,
+            "user_id": validation.int_field(body, "user_id", problems) or grant.user_id,
             "event_action": body["event_action"],
             "event_object": body["event_object"],
-            "subscription_url": url,
+            "subscription_url": body["subscription_url"],
             "version": version,
-            "is_active": 1,
-            "add_time": datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            "remove_time": None,
+            "add_time": self._rfc3339(),
             "type": "application",  # created with an app's OAuth token
             "http_auth_user": body.get("http_auth_user"),
-            "http_auth_password": password,
-            "remove_reason": None,
-            "last_delivery_time": None,
-            "last_http_status": None,
-            "admin_id": grant.user_id,
+            "http_auth_password": password,  # kept for tests (company_webhooks); never echoed
             "name": body["name"],
         }
         company.webhooks[webhook_id] = webhook
-        return _json_reply(201, {"success": True, "status": "ok", "data": _public_webhook(webhook)})
+        return _json_reply(201, {"success": True, "status": "ok", "data": wire.webhook_v1(webhook)})
 
     def _webhooks_delete(self, call: _Call) -> _Reply:
         company = self._company(_granted(call).company_id)
         webhook_id = _path_int(call, "id")
         if company.webhooks.pop(webhook_id, None) is None:
-            raise _api_error(404, "Webhook not found", status="error")
+            raise _Refusal(_json_reply(404, errors.webhook_not_found()))
         return _json_reply(200, {"success": True, "status": "ok", "data": {"id": webhook_id}})
 
     # --- state lookups ----------------------------------------------------------------------------
@@ -1192,28 +1040,8 @@ class PipedriveDouble:
     def _rfc3339(self) -> str:
         return datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def _v1_time(self) -> str:
-        return datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%d %H:%M:%S")
-
 
 # --- endpoint helpers -------------------------------------------------------------------------------
-
-_WEBHOOK_BODY = (
-    "paths",
-    "/webhooks",
-    "post",
-    "requestBody",
-    "content",
-    "application/json",
-    "schema",
-    "properties",
-)
-
-
-@cache
-def _webhook_body_enum(name: str) -> frozenset[str]:
-    """Allowed values of a webhook-create field, read from v1.yaml rather than restated here."""
-    return frozenset(str(v) for v in openapi_contract.schema_value("v1", *_WEBHOOK_BODY, name, "enum", default=[]))
 
 
 def _granted(call: _Call) -> _AccessGrant:
@@ -1228,64 +1056,12 @@ def _path_int(call: _Call, name: str) -> int:
         raise _api_error(400, f"Path parameter '{name}' must be an integer") from None
 
 
-def _body_int(body: Mapping[str, Any], name: str) -> int:
-    value = body.get(name)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise _api_error(400, f"Field '{name}' must be an integer")
-
-
-def _page_limit(call: _Call) -> int:
-    limit = call.int_query("limit", 100) or 100
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise _api_error(400, f"Parameter 'limit' must be between 1 and {MAX_PAGE_SIZE}")
-    return limit
-
-
-def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"id": last_id}).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
+@contextmanager
+def _invalid_query_is_400() -> Iterator[None]:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return int(json.loads(base64.urlsafe_b64decode(padded))["id"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise _api_error(400, "Invalid cursor") from None
-
-
-def _contact_points(value: Any, *, label: str) -> list[dict[str, Any]]:
-    items = value if isinstance(value, list) else ([value] if value else [])
-    points: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        if isinstance(item, str):
-            points.append({"value": item, "label": label, "primary": index == 0})
-        elif isinstance(item, Mapping):
-            points.append({"label": label, "primary": index == 0, **item})
-    return points
-
-
-def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Leave out nulls. Pipedrive sends e.g. ``"org_id": null``, but the files declare most such
-    fields non-nullable; omitting them keeps the double's responses valid, and the client's types
-    read a missing field and a null alike. Custom field values are kept as they are."""
-    compacted: dict[str, Any] = {}
-    for key, value in record.items():
-        if value is None:
-            continue
-        if isinstance(value, Mapping) and key != "custom_fields":
-            value = _compact(value)
-        compacted[key] = value
-    return compacted
-
-
-def _public_webhook(webhook: Mapping[str, Any]) -> dict[str, Any]:
-    # The stored password is never echoed back.
-    return {**webhook, "http_auth_password": None}
+        yield
+    except validation.InvalidQuery as exc:
+        raise _api_error(400, str(exc)) from None
 
 
 # --- routes -----------------------------------------------------------------------------------------
@@ -1328,6 +1104,7 @@ _ROUTES: tuple[_Route, ...] = (
     _Route("POST", "/oauth/token", "v1", "/oauth/token", PipedriveDouble._oauth_token, False, locked=False),
     _Route("POST", "/oauth/revoke", "", "", PipedriveDouble._oauth_revoke, False),
     _Route("GET", "/api/v1/users/me", "v1", "/users/me", PipedriveDouble._users_me),
+    _Route("GET", "/api/v1/users", "v1", "/users", PipedriveDouble._users_list),
     _Route("GET", "/api/v1/users/{id}", "v1", "/users/{id}", PipedriveDouble._users_get),
     _Route("GET", "/api/v2/pipelines/{id}", "v2", "/pipelines/{id}", PipedriveDouble._pipelines_get),
     _Route("GET", "/api/v2/stages/{id}", "v2", "/stages/{id}", PipedriveDouble._stages_get),

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from sandbox.facts import scopes as scope_facts
 from tests.doubles.fixtures import pipedrive_double  # noqa: F401  (the fixture, for this module)
 from tests.doubles.pipedrive_double import PipedriveDouble, issued_secrets
 from tests.doubles.token_source import TEST_REDIRECT_URI, obtain_tokens
@@ -51,7 +52,7 @@ def test_code_exchange(double: PipedriveDouble) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "Bearer"
-    assert body["scope"] == "base,deals:full,contacts:full,admin"
+    assert body["scope"] == scope_facts.APP_SCOPES  # the one definition, shared with the sandbox
     assert body["expires_in"] == 3599
     assert body["api_domain"] == double.base_url
     assert len(body["access_token"]) >= 100

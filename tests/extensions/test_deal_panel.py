@@ -200,7 +200,7 @@ def test_company_a_cannot_read_company_bs_deal(client, seeded_company, pipedrive
 def test_theme_and_sdk_wiring(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
     world = seeded_company()
     html = _deal_page(client, world["deal"]["id"], theme="dark").content.decode()
-    assert '<html lang="en" data-theme="dark">' in html
+    assert '<html lang="en-us" data-theme="dark">' in html
     assert '<script src="/static/vendor/app-extensions-sdk/index.umd.js"></script>' in html
     assert '<script src="/static/extensions/panel.js" defer></script>' in html
     assert "<script>" not in html  # no inline code: the page runs under script-src 'self'
@@ -280,7 +280,7 @@ def test_history_is_shown_in_the_viewers_timezone_and_locale(client, seeded_comp
     # 22:30 UTC is 23:30 in Berlin, written the German way (day.month.year).
     assert "15.01.2026 23:30" in html
     assert 'datetime="2026-01-15T23:30:00+01:00"' in html
-    assert "User 501" in html  # an actor without a name
+    assert "Benutzer 501" in html  # an actor without a name, in the viewer's language
     # German number format for the value, too.
     assert "12.500,50 EUR" in html
 
@@ -314,3 +314,88 @@ def test_token_refresh_happens_before_calls_fan_out(client, seeded_company, pipe
 
     assert "Northwind renewal" in _deal_page(client, world["deal"]["id"]).content.decode()
     assert pipedrive.refresh_count == refreshes + 1
+
+
+def _count_rounds(monkeypatch, pipedrive) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """Each round of concurrent calls that reached Pipedrive, as the API requests it made."""
+    rounds: list[list[str]] = []
+    original = selectors._first_round
+
+    def counting(calls):  # type: ignore[no-untyped-def]
+        before = len(pipedrive.requests)
+        outcome = original(calls)
+        made = _api_calls(pipedrive, before)
+        if made:
+            rounds.append(sorted(made))
+        return outcome
+
+    monkeypatch.setattr(selectors, "_first_round", counting)
+    return rounds
+
+
+def test_a_later_view_reads_the_deal_and_what_it_names_in_one_round_trip(
+    client, seeded_company, pipedrive, monkeypatch, settings
+) -> None:  # type: ignore[no-untyped-def]
+    world = seeded_company()
+    deal_id, person_id, org_id = world["deal"]["id"], world["person"]["id"], world["org"]["id"]
+    rounds = _count_rounds(monkeypatch, pipedrive)
+
+    first = _deal_page(client, deal_id)
+    assert first.status_code == 200
+    assert rounds == [
+        [f"GET /api/v2/deals/{deal_id}"],
+        sorted(
+            [
+                "GET /api/v2/pipelines/1",
+                "GET /api/v2/stages/2",
+                f"GET /api/v2/persons/{person_id}",
+                f"GET /api/v2/organizations/{org_id}",
+            ]
+        ),
+    ]
+
+    # The panel cache has expired; pipeline and stage names are still cached: one round trip, with
+    # the person's and the organization's names read fresh beside the deal.
+    cache.delete_many(_panel_cache_keys(deal_id))
+    rounds.clear()
+    _double_record(pipedrive, "persons", person_id)["name"] = "Mia Tamm-Smith"
+    second = _deal_page(client, deal_id)
+    assert second.status_code == 200 and "Mia Tamm-Smith" in second.content.decode()
+    assert rounds == [
+        sorted(
+            [
+                f"GET /api/v2/deals/{deal_id}",
+                f"GET /api/v2/persons/{person_id}",
+                f"GET /api/v2/organizations/{org_id}",
+            ]
+        )
+    ]
+
+
+def test_a_deal_that_now_names_another_person_reads_that_person_in_a_second_round(
+    client, seeded_company, pipedrive, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    world = seeded_company()
+    deal_id = world["deal"]["id"]
+    _deal_page(client, deal_id)
+    other = pipedrive.add_person(COMPANY, name="Oskar Other")
+    _double_record(pipedrive, "deals", deal_id)["person_id"] = other["id"]
+    cache.delete_many(_panel_cache_keys(deal_id))
+    rounds = _count_rounds(monkeypatch, pipedrive)
+
+    response = _deal_page(client, deal_id)
+
+    assert response.status_code == 200 and "Oskar Other" in response.content.decode()
+    assert len(rounds) == 2 and rounds[1] == [f"GET /api/v2/persons/{other['id']}"]
+
+
+def _panel_cache_keys(deal_id: int) -> list[str]:
+    from pipedrive_app.installations.models import Company
+
+    company = Company.objects.get(pipedrive_company_id=COMPANY)
+    return [f"extensions:{company.pk}:{ADMIN}:deal:{deal_id}"]
+
+
+def _double_record(pipedrive, collection: str, record_id: int) -> dict:  # type: ignore[no-untyped-def]
+    """A record as the double stores it, to change it behind the app's back (an edit made in Pipedrive)."""
+    return getattr(pipedrive._company(COMPANY), collection)[record_id]

@@ -213,3 +213,26 @@ def test_company_a_cannot_read_company_b_through_the_json_panel(client, seeded_c
     pipedrive.add_deal(OTHER_COMPANY, id=999, title="B only")
     response = _get(client, "deal", 999)
     assert _valid(response, "deal") == {"data": []}
+
+
+def test_organization_json_panel(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+    world = seeded_company()
+    payload = _valid(_get(client, "organization", world["org"]["id"]), "organization")
+
+    organization, *deals = payload["data"]
+    assert organization == {
+        "id": world["org"]["id"],
+        "header": "Northwind",
+        "address": "Tartu mnt 1, Tallinn",
+        "owner": f"Ann Admin {ADMIN}",
+        "open_deals": 1,
+        "people": 1,
+    }
+    assert deals == [
+        {
+            "id": world["deal"]["id"],
+            "header": "Northwind renewal",
+            "deal_value": {"code": "EUR", "value": 12500.5},
+            "stage": "Proposal made",
+        }
+    ]

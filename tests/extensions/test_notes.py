@@ -56,7 +56,7 @@ def test_add_note_on_a_person(app_client, seeded_company, pipedrive) -> None:  #
     [
         ({"resource": "deal", "selectedIds": 1, "content": "   "}, 400),
         ({"resource": "deal", "selectedIds": 1, "content": "x" * 10_001}, 400),
-        ({"resource": "organization", "selectedIds": 1, "content": "hi"}, 400),
+        ({"resource": "activity", "selectedIds": 1, "content": "hi"}, 400),
         ({"resource": "deal", "content": "hi"}, 400),
         ({"resource": "deal", "selectedIds": "abc", "content": "hi"}, 400),
         ({"resource": "deal", "selectedIds": 424242, "content": "hi"}, 422),

@@ -260,6 +260,7 @@ def test_actions_take_the_tokens_of_the_iframes_that_call_them(app_client, seede
     settings.PIPEDRIVE_EXTENSION_JWT_SECRETS = {
         "deal_panel": "deal-panel-" + "1" * 32,
         "person_panel": "person-panel-" + "2" * 32,
+        "organization_panel": "organization-panel-" + "5" * 32,
         "deal_json_panel": "deal-json-" + "3" * 32,
         "settings_page": "settings-" + "4" * 32,
     }
@@ -276,7 +277,7 @@ def test_actions_take_the_tokens_of_the_iframes_that_call_them(app_client, seede
     assert post("person-panel-" + "2" * 32, "person", world["person"]["id"]) == 201
     assert post("deal-json-" + "3" * 32, "deal", world["deal"]["id"]) == 401
     assert post("settings-" + "4" * 32, "deal", world["deal"]["id"]) == 401
-    assert post(JWT_SECRET, "deal", world["deal"]["id"]) == 401  # the fallback, once both panels have their own
+    assert post(JWT_SECRET, "deal", world["deal"]["id"]) == 401  # the fallback, once every panel has its own
     assert len(pipedrive.company_notes(COMPANY)) == 2
     settings_save = app_client.post(
         "/extensions/settings/",

@@ -60,3 +60,36 @@ def test_the_deal_panel_url_refuses_a_person(client, seeded_company) -> None:  #
     world = seeded_company()
     response = client.get(f"/extensions/panels/deal/?{panel_query(resource='person', record_id=world['person']['id'])}")
     assert response.status_code == 400
+
+
+def test_a_later_view_reads_the_person_deals_and_organization_in_one_round_trip(
+    client, seeded_company, pipedrive, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core.cache import cache
+
+    from extensions import selectors
+    from pipedrive_app.installations.models import Company
+
+    world = seeded_company()
+    person_id, org_id = world["person"]["id"], world["org"]["id"]
+    assert _person_page(client, person_id).status_code == 200  # first view: names its organization and stages
+    company = Company.objects.get(pipedrive_company_id=COMPANY)
+    cache.delete(f"extensions:{company.pk}:{ADMIN}:person:{person_id}")  # the panel cache expired
+    rounds: list[list[str]] = []
+    original = selectors._first_round
+
+    def counting(calls):  # type: ignore[no-untyped-def]
+        before = len(pipedrive.requests)
+        outcome = original(calls)
+        made = sorted(f"{r.method} {r.path}" for r in pipedrive.requests[before:] if r.path.startswith("/api/"))
+        if made:
+            rounds.append(made)
+        return outcome
+
+    monkeypatch.setattr(selectors, "_first_round", counting)
+
+    response = _person_page(client, person_id)
+
+    assert response.status_code == 200 and "Northwind" in response.content.decode()
+    assert len(rounds) == 1, rounds
+    assert f"GET /api/v2/persons/{person_id}" in rounds[0] and f"GET /api/v2/organizations/{org_id}" in rounds[0]

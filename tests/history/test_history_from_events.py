@@ -172,6 +172,7 @@ def test_v2_merge_is_a_delete_plus_a_change(installed, post_event) -> None:
 
 def test_v1_pipeline_objects_are_recorded(installed, post_event) -> None:
     company, state = installed
+    CompanySettings.objects.update_or_create(company=company, defaults={"tracked_entities": ["deal", "stage"]})
     post_event(state, load_event("stage.updated"))
     lines = {e.field_key: e for e in record_history(company_id=company.pk, entity="stage", entity_id=3)}
     assert lines["name"].field_label == "Name" and lines["name"].new_display == "Proposal made"

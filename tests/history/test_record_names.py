@@ -91,7 +91,8 @@ def test_owner_person_and_organization_show_names(world, post_event, pipedrive) 
 
 
 def test_without_users_read_owner_falls_back_without_asking(pipedrive, install_user, post_event) -> None:  # type: ignore[no-untyped-def]
-    installation = install_user(1001, 501, name="Ann Admin")  # default scopes: no users:read
+    # An app registered without users:read (the sandbox's default app scopes include it).
+    installation = install_user(1001, 501, name="Ann Admin", scopes="base,deals:full,contacts:full,admin")
     state = webhook_state_get_or_create(company=installation.company)
     post_event(state, _change({"owner_id": 501}, {"owner_id": 777}))
 

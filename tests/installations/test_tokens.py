@@ -99,7 +99,7 @@ def test_invalid_grant_marks_needs_reauth(pipedrive, install_user) -> None:
 def test_network_failure_during_refresh_leaves_tokens_untouched(pipedrive, install_user, status, delay) -> None:
     installation = install_user()
     before = (installation.access_token, installation.refresh_token)
-    _expire_soon(installation)
+    _expire_soon(installation, seconds=10)  # too close to expiry to be handed out
     pipedrive.fail_next("/oauth/token", status=status, delay=delay)
 
     with pytest.raises(TokenRefreshFailed):

@@ -117,11 +117,11 @@ def test_wrong_credentials_are_refused(client: Client, pipedrive, install_user, 
         b"{}",
         json.dumps({"client_id": "test-client-id", "company_id": "abc", "user_id": 501, "timestamp": "x"}).encode(),
         json.dumps({"client_id": "test-client-id", "company_id": 1001, "timestamp": "x"}).encode(),
-        json.dumps({"client_id": "someone-else", "company_id": 1001, "user_id": 501, "timestamp": "x"}).encode(),
         json.dumps({"client_id": "test-client-id", "company_id": 1001, "user_id": True, "timestamp": "x"}).encode(),
-        json.dumps({"client_id": "test-client-id", "company_id": 1001, "user_id": 501}).encode(),
     ],
-    ids=["not-json", "array", "empty", "company-not-int", "no-user", "other-client", "bool-id", "no-timestamp"],
+    # An authenticated notice naming a company and a user is carried out whatever else is odd
+    # (tests/webhooks/test_uninstall_notice.py): only these, which name none, are refused.
+    ids=["not-json", "array", "empty", "company-not-int", "no-user", "bool-id"],
 )
 def test_malformed_bodies_are_refused(client: Client, pipedrive, install_user, raw: bytes) -> None:
     install_user(1001, 501)

@@ -139,6 +139,15 @@ def test_persons_operations(api, admin_token) -> None:
     _call(api, "DELETE", f"/api/v2/persons/{created['id']}", admin_token)
 
 
+def test_users_list(api, admin_token, sandbox_world) -> None:
+    listed = _call(api, "GET", "/api/v1/users", admin_token)["data"]
+    assert {u["id"] for u in listed} == set(sandbox_world.acme.users.values_list("pk", flat=True))
+
+
+def test_deal_with_only_a_title(api, admin_token) -> None:
+    _call(api, "POST", "/api/v2/deals", admin_token, body={"title": "Only a title"})
+
+
 def test_users_get(api, admin_token, sandbox_world) -> None:
     other = _call(api, "GET", f"/api/v1/users/{sandbox_world.acme_regular.pk}", admin_token)["data"]
     assert other["name"] == "Rob Regular" and other["is_you"] is False

@@ -9,7 +9,7 @@ import requests
 
 from pipedrive_app.pipedrive.client import PipedriveClient
 from sandbox import api_limits
-from sandbox.models import Deal, Organization, Person, Pipeline, SandboxCompany, Stage
+from sandbox.models import Deal, Organization, Person, Pipeline, SandboxCompany, SandboxUser, Stage
 
 from .conftest import SANDBOX_DB
 
@@ -262,14 +262,11 @@ def test_daily_budget_is_charged_with_the_openapi_token_cost(api, sandbox_world,
     assert SandboxCompany.objects.get(pk=sandbox_world.acme.pk).budget_used == 12
 
 
-def test_fallback_cost_table_when_the_files_are_absent(settings, tmp_path) -> None:
-    settings.PIPEDRIVE_OPENAPI_DIR = str(tmp_path)
-    api_limits._from_spec.cache_clear()
-    try:
-        assert api_limits.operation_cost("notes.list") == 20
-        assert api_limits.operation_scopes("webhooks.create") == ("admin",)
-    finally:
-        api_limits._from_spec.cache_clear()
+def test_without_the_openapi_files_the_sandbox_says_where_they_belong(monkeypatch, tmp_path) -> None:
+    """No second table of costs or scopes to drift from the files: without them, a clear error."""
+    monkeypatch.setenv("PIPEDRIVE_OPENAPI_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="make update-openapi"):
+        api_limits.operation_cost("notes.list")
 
 
 @pytest.mark.django_db(transaction=True, databases=SANDBOX_DB)
@@ -325,3 +322,11 @@ def _live_tokens(live, user, session: requests.Session) -> dict:
     )
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def test_an_admin_demoted_after_installing_gets_403_on_webhooks(api, sandbox_world, admin_token) -> None:
+    """The token keeps its ``admin`` scope; the user is no longer an admin (one rule with the double)."""
+    SandboxUser.objects.filter(pk=sandbox_world.acme_admin.pk).update(is_admin=False)
+    refused = api("GET", "acme", "/api/v1/webhooks", admin_token)
+    assert refused.status_code == 403 and "permission" in refused.json()["error"]
+    assert api("GET", "acme", "/api/v2/deals", admin_token).status_code == 200

@@ -79,3 +79,31 @@ def post_event(client: Client, django_capture_on_commit_callbacks) -> Callable[.
             )
 
     return post
+
+
+@pytest.fixture
+def docs_companies(pipedrive, install_user):  # type: ignore[no-untyped-def]  # noqa: F811
+    """The two companies the migration guide's examples name (8087566, and 12345 for product,
+    pipeline and stage), each installed by the user its examples name, tracking every trackable
+    entity, with the records the examples refer to at the double. {pipedrive company id: (company,
+    webhook state)}."""
+    from tests.webhooks.docs_examples import DOCS_COMPANIES
+
+    found = {}
+    for company_id, (user_id, user_name) in DOCS_COMPANIES.items():
+        # users:read, so that user references can be named (GET /users/{id}).
+        scopes = "base,deals:full,contacts:full,admin,users:read"
+        company = install_user(company_id, user_id, name=user_name, scopes=scopes).company
+        CompanySettings.objects.update_or_create(
+            company=company, defaults={"tracked_entities": list(CompanySettings.TRACKABLE_ENTITIES)}
+        )
+        found[company_id] = (company, webhook_state_get_or_create(company=company))
+    pipedrive.add_organization(8087566, id=2, name="Lead Org")
+    pipedrive.add_person(8087566, id=11, name="Lead Person")
+    return found
+
+
+@pytest.fixture
+def docs_company(docs_companies):  # type: ignore[no-untyped-def]
+    """The company of most of the migration guide's examples (8087566)."""
+    return docs_companies[8087566]

@@ -73,7 +73,7 @@ def test_install_by_an_admin_provisions_subscriptions_with_basic_auth(pipedrive,
 
 
 @pytest.mark.django_db
-def test_settings_change_reconciles_and_pipeline_objects_use_v1(
+def test_settings_change_reconciles_and_pipeline_objects_use_v2(
     pipedrive, install, django_capture_on_commit_callbacks
 ) -> None:
     admin = install(COMPANY, 501)
@@ -87,7 +87,7 @@ def test_settings_change_reconciles_and_pipeline_objects_use_v1(
     assert sorted((w["event_object"], w["version"]) for w in _ours(pipedrive)) == [
         ("deal", "2.0"),
         ("organization", "2.0"),
-        ("stage", "1.0"),
+        ("stage", "2.0"),
     ]
     assert sorted(Subscription.objects.values_list("event_object", flat=True)) == ["deal", "organization", "stage"]
 

@@ -30,10 +30,10 @@ def test_valid_v2_delivery_is_stored_processed_and_acknowledged(webhook_company,
         company.pk,
         "deal",
         "change",
-        42,
+        "42",
         "2.0",
     )
-    assert row.dedup_key == "v2:7c1d5b8e-2f9a-4d3c-9b1e-6a4f2c8d0e11"
+    assert row.dedup_key.startswith("v2:7c1d5b8e-2f9a-4d3c-9b1e-6a4f2c8d0e11:")
     assert json.loads(row.body)["meta"]["entity_id"] == "42"  # raw body kept as received
     assert row.status == InboxEvent.Status.PROCESSED
 
@@ -42,7 +42,7 @@ def test_v1_delivery_is_accepted(webhook_company, post_event) -> None:
     _, state = webhook_company
     assert post_event(state, load_event("deal.updated")).status_code == 200
     row = InboxEvent.objects.get()
-    assert (row.version, row.entity, row.action, row.entity_id) == ("1.0", "deal", "change", 42)
+    assert (row.version, row.entity, row.action, row.entity_id) == ("1.0", "deal", "change", "42")
     assert row.dedup_key.startswith("v1:")
 
 
@@ -110,22 +110,34 @@ def test_oversized_body_is_413(webhook_company, post_event) -> None:
     assert InboxEvent.objects.count() == 0
 
 
+@pytest.mark.parametrize("raw", [b"{not json", b"\xff\xfe{}", b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}"])
+def test_bodies_that_are_not_json_are_400(webhook_company, post_event, raw) -> None:
+    _, state = webhook_company
+    response = post_event(state, raw=raw)
+    assert response.status_code == 400
+    assert "JSON" in response.json()["error"]
+    assert InboxEvent.objects.count() == 0
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        (b"{not json", "JSON"),
-        (b"\xff\xfe{}", "JSON"),
         (b"[]", "object"),
         (b'{"meta": {"version": "3.0"}}', "neither"),
         (b'{"meta": "x"}', "meta"),
     ],
 )
-def test_malformed_bodies_are_400_with_a_reason(webhook_company, post_event, raw, reason) -> None:
+def test_authenticated_json_of_an_odd_shape_is_acknowledged_and_kept_unprocessable(
+    webhook_company, post_event, raw, reason
+) -> None:
+    """Pipedrive bans a webhook whose deliveries fail: content is never a reason to answer 4xx."""
     _, state = webhook_company
     response = post_event(state, raw=raw)
-    assert response.status_code == 400
-    assert reason in response.json()["error"]
-    assert InboxEvent.objects.count() == 0
+    assert response.status_code == 200, response.content
+    row = InboxEvent.objects.get()
+    assert row.status == InboxEvent.Status.UNPROCESSABLE and reason in row.reason
+    assert row.body == raw.decode()
+    assert post_event(state, raw=raw).json()["duplicate"] is True  # a retry is still one row
 
 
 @pytest.mark.parametrize(
@@ -136,11 +148,14 @@ def test_malformed_bodies_are_400_with_a_reason(webhook_company, post_event, raw
         ("entity", "deal; drop"),
         ("entity_id", "-5"),
         ("entity_id", "99999999999999999999999"),
+        ("entity_id", "not-a-uuid"),
         ("company_id", None),
         ("timestamp", "yesterday"),
     ],
 )
-def test_v2_events_missing_required_meta_are_400(webhook_company, post_event, field, value) -> None:
+def test_v2_events_with_unusable_meta_are_acknowledged_and_kept_with_the_reason(
+    webhook_company, post_event, field, value
+) -> None:
     _, state = webhook_company
     payload = load_event("deal.change")
     if value is None:
@@ -148,17 +163,33 @@ def test_v2_events_missing_required_meta_are_400(webhook_company, post_event, fi
     else:
         payload["meta"][field] = value
     response = post_event(state, payload)
-    assert response.status_code == 400, response.content
-    assert f"meta.{field}" in response.json()["error"]
-    assert InboxEvent.objects.count() == 0
+    assert response.status_code == 200, response.content
+    row = InboxEvent.objects.get()
+    assert row.status == InboxEvent.Status.UNPROCESSABLE
+    assert f"meta.{field}" in row.reason
+    assert ChangeRecord.objects.count() == 0
 
 
-def test_event_of_another_company_is_400_and_not_stored(webhook_company, post_event) -> None:
+def test_event_of_another_company_is_acknowledged_kept_unprocessable_and_not_applied(
+    webhook_company, post_event
+) -> None:
     _, state = webhook_company
     response = post_event(state, load_event("deal.change", company_id="2002"))
-    assert response.status_code == 400
-    assert "another company" in response.json()["error"]
-    assert InboxEvent.objects.count() == 0 and ChangeRecord.objects.count() == 0
+    assert response.status_code == 200
+    row = InboxEvent.objects.get()
+    assert row.status == InboxEvent.Status.UNPROCESSABLE and "company 2002" in row.reason
+    assert ChangeRecord.objects.count() == 0
+
+
+def test_event_of_an_untracked_entity_is_skipped_with_a_reason(webhook_company, post_event) -> None:
+    _, state = webhook_company
+    assert post_event(state, load_event("deal.change", entity="product", entity_id="5")).status_code == 200
+    assert post_event(state, load_event("deal.change", entity="board", entity_id="6", id="e2")).status_code == 200
+    rows = {row.entity: row for row in InboxEvent.objects.all()}
+    assert rows["product"].status == InboxEvent.Status.SKIPPED
+    assert "not among the entities this company tracks" in rows["product"].reason
+    assert rows["board"].status == InboxEvent.Status.SKIPPED and "not a trackable entity" in rows["board"].reason
+    assert ChangeRecord.objects.count() == 0
 
 
 def test_only_post_is_allowed(webhook_company, client: Client) -> None:
@@ -252,3 +283,5 @@ def test_random_bodies_and_headers_never_cause_a_5xx(
     response = client.generic("POST", receiver_path(state), body, **headers)
     assert response.status_code < 500
     assert response.status_code in {200, 400, 401, 413}
+    if use_real_auth and response.status_code == 400:
+        assert response.json()["error"] == "body is not UTF-8 JSON"

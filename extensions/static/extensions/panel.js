@@ -73,6 +73,11 @@
     return answer.token;
   }
 
+  // Messages in the viewer's language, rendered by the server into data-msg-* on <body>.
+  function pageText(key, fallback) {
+    return document.body.getAttribute("data-msg-" + key) || fallback;
+  }
+
   async function submitForm(event) {
     event.preventDefault();
     var form = event.currentTarget;
@@ -81,7 +86,7 @@
     if (form.getAttribute("data-state") === "sending") { return; }
     form.setAttribute("data-state", "sending");
     if (button) { button.disabled = true; }
-    if (status) { status.textContent = "Saving…"; }
+    if (status) { status.textContent = pageText("saving", "Saving…"); }
     var ok = false;
     var message;
     try {
@@ -100,9 +105,9 @@
       var answer = {};
       try { answer = await response.json(); } catch (ignored) { answer = {}; }
       ok = response.ok && answer.ok === true;
-      message = answer.message || (ok ? "Saved." : "The app could not save this (HTTP " + response.status + ").");
+      message = answer.message || (ok ? pageText("saved", "Saved.") : pageText("failed", "The app could not save this.") + " (HTTP " + response.status + ")");
     } catch (error) {
-      message = (error && error.message) || "The app could not be reached.";
+      message = pageText("unreachable", "The app could not be reached.");
     }
     form.setAttribute("data-state", ok ? "saved" : "failed");
     if (button) { button.disabled = false; }

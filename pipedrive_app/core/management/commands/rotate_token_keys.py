@@ -1,7 +1,8 @@
 """Re-encrypt every encrypted column under the newest key of TOKEN_ENCRYPTION_KEYS.
 
 Rotation: prepend a new key to TOKEN_ENCRYPTION_KEYS and deploy, run this command, then remove the
-old key. Rows are locked in small batches so a concurrent token refresh is never overwritten.
+old key. Rows are locked in small batches so a concurrent token refresh is never overwritten. The
+operators' TOTP and recovery-code seeds (allauth's ``mfa_authenticator.data``) are rotated too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from django.db import models, transaction
 from django.db.models.functions import Cast
 from tqdm import tqdm
 
-from pipedrive_app.core.crypto import EncryptedTextField, is_encrypted_with_newest_key, rotate
+from pipedrive_app.core.crypto import (
+    EncryptedTextField,
+    authenticator_data_map,
+    is_encrypted_with_newest_key,
+    rotate,
+    rotate_or_encrypt,
+)
 
 BATCH = 200
 
@@ -63,9 +70,36 @@ class Command(BaseCommand):
                             else:
                                 unchanged += 1
                     bar.update(len(batch))
+        mfa_rotated, mfa_unchanged = self._rotate_authenticators(progress=not options["no_progress"])
+        rotated += mfa_rotated
+        unchanged += mfa_unchanged
         self.stdout.write(
             self.style.SUCCESS(f"Re-encrypted {rotated} row(s); {unchanged} already under the newest key.")
         )
+
+    def _rotate_authenticators(self, *, progress: bool) -> tuple[int, int]:
+        """The operators' TOTP and recovery-code seeds (allauth's JSON ``data``), row by row locked."""
+        if not apps.is_installed("allauth.mfa"):
+            return 0, 0
+        model = apps.get_model("mfa", "Authenticator")
+        manager = model._base_manager
+        pks = list(manager.order_by("pk").values_list("pk", flat=True))
+        rotated = unchanged = 0
+        with tqdm(total=len(pks), desc=model._meta.label, unit="row", disable=not progress, file=self.stderr) as bar:
+            for start in range(0, len(pks), BATCH):
+                batch = pks[start : start + BATCH]
+                with transaction.atomic():
+                    for pk, data in (
+                        manager.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk", "data")
+                    ):
+                        new_data, changed = authenticator_data_map(data, rotate_or_encrypt)
+                        if changed:
+                            manager.filter(pk=pk).update(data=new_data)
+                            rotated += 1
+                        else:
+                            unchanged += 1
+                bar.update(len(batch))
+        return rotated, unchanged
 
     @staticmethod
     def _raw(model: type[models.Model], name: str) -> Any:
