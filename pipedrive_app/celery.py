@@ -18,10 +18,12 @@ from typing import Any
 from celery import Celery, signals
 
 from pipedrive_app.core.request_id import connect_celery_signals
+from pipedrive_app.webhooks.worker import InboxWakeUpOnConnect
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipedrive_app.settings")
 
-app = Celery("pipedrive_app")
+# Broker connections retry every second or two, not up to every 30 s (core/broker.py).
+app = Celery("pipedrive_app", amqp="pipedrive_app.core.broker:AMQP")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 if app.conf.task_always_eager and not app.conf.broker_url:
@@ -31,6 +33,8 @@ if app.conf.task_always_eager and not app.conf.broker_url:
     app.conf.update(broker_url="memory://localhost/")
 # A web request's id travels into the tasks it enqueues (core/request_id.py).
 connect_celery_signals()
+# Each (re)connection to the broker wakes an inbox drain (webhooks/worker.py).
+app.steps["consumer"].add(InboxWakeUpOnConnect)
 
 
 @signals.setup_logging.connect(weak=False)

@@ -186,7 +186,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Workers keep Django's LOGGING (redaction, request id, LOG_FORMAT): see pipedrive_app/celery.py.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A worker keeps trying to reach a broker that is down (every 2 s at most, core/broker.py) rather
+# than exiting after 100 attempts.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A publish to a broker that is down fails at once (one more try, 0.2 s later, and a 1 s connect
+# timeout) instead of kombu's default of retrying for up to 4 s plus back-off (6 s measured): the
+# webhook receiver publishes on the acknowledgement path, and its inbox row is what counts anyway.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "max_retries": 1,
+    "interval_start": 0.2,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+    "socket_connect_timeout": 1,
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
@@ -294,6 +307,15 @@ EXTENSIONS_API_TIMEOUT_SECONDS = env.float("EXTENSIONS_API_TIMEOUT_SECONDS", def
 WEBHOOKS_MAX_BODY_BYTES = env.int("WEBHOOKS_MAX_BODY_BYTES", default=256 * 1024)
 # A pending inbox event untouched for this long is re-queued by the sweeper (lost by broker/worker).
 WEBHOOKS_SWEEP_AFTER_SECONDS = env.float("WEBHOOKS_SWEEP_AFTER_SECONDS", default=120)
+# The inbox is the queue (webhooks/services.py, inbox_drain): a drain leases due rows in batches of
+# WEBHOOKS_DRAIN_BATCH for WEBHOOKS_CLAIM_LEASE_SECONDS (a killed worker's rows are due again after
+# that), and hands over to a fresh task after WEBHOOKS_DRAIN_BUDGET_SECONDS.
+WEBHOOKS_CLAIM_LEASE_SECONDS = env.float("WEBHOOKS_CLAIM_LEASE_SECONDS", default=8)
+WEBHOOKS_DRAIN_BATCH = env.int("WEBHOOKS_DRAIN_BATCH", default=10)
+WEBHOOKS_DRAIN_BUDGET_SECONDS = env.float("WEBHOOKS_DRAIN_BUDGET_SECONDS", default=20)
+# After its own event, each processing task takes one batch of rows due for this long (stragglers
+# whose message was lost with a killed worker or a restarted broker, or waits behind a backlog).
+WEBHOOKS_STRAGGLER_SECONDS = env.float("WEBHOOKS_STRAGGLER_SECONDS", default=2)
 # Processing attempts before an event is dead-lettered; back-off between them (with jitter).
 WEBHOOKS_PROCESSING_MAX_ATTEMPTS = env.int("WEBHOOKS_PROCESSING_MAX_ATTEMPTS", default=6)
 WEBHOOKS_RETRY_BACKOFF_SECONDS = env.float("WEBHOOKS_RETRY_BACKOFF_SECONDS", default=5)

@@ -17,6 +17,7 @@ from typing import Any
 WEBHOOKS_TASKS = frozenset(
     {
         "pipedrive_app.webhooks.tasks.process_inbox_event",
+        "pipedrive_app.webhooks.tasks.drain_inbox",
         "pipedrive_app.webhooks.tasks.sweep_inbox",
         "pipedrive_app.webhooks.tasks.purge_processed_inbox",
         "pipedrive_app.history.tasks.purge_expired_history",

@@ -14,8 +14,10 @@ processed, so an event's effects happen once however often it is delivered or en
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import time
+from collections import Counter
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -402,26 +404,33 @@ class CompanyGone(Exception):
 
 # After a failed publish this process leaves the broker alone for a few seconds: every attempt at a
 # dead broker costs a connection attempt on the acknowledgement path (Pipedrive bans slow
-# endpoints), and the sweeper re-queues whatever stayed pending once the broker is back.
+# endpoints). The first publish that works again also wakes a drain of the inbox, which takes
+# whatever stayed pending meanwhile (see inbox_drain).
 BROKER_BACKOFF_SECONDS = 5.0
 _broker_down_until = 0.0
+_broker_failed = False
 
 
 def inbox_event_enqueue(*, inbox_event_id: int) -> bool:
-    """Queue processing. If the broker is down the row stays pending and the sweeper re-queues it."""
-    global _broker_down_until
+    """Queue processing. If the broker is down the row stays pending: a drain takes it later."""
+    global _broker_down_until, _broker_failed
     from .tasks import process_inbox_event
 
     if time.monotonic() < _broker_down_until:
         return False
     try:
         process_inbox_event.apply_async(args=(inbox_event_id,), retry=False)
-        return True
     except Exception as exc:
         if not process_inbox_event.app.conf.task_always_eager:  # eager: the task itself failed
             _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
-        logger.warning("inbox event %s not queued (%s); the sweeper will retry", inbox_event_id, type(exc).__name__)
+            _broker_failed = True
+        logger.warning("inbox event %s not queued (%s); a drain will take it", inbox_event_id, type(exc).__name__)
         return False
+    if _broker_failed:
+        _broker_failed = False
+        logger.info("broker reachable again: waking an inbox drain for what stayed pending")
+        inbox_drain_wake()
+    return True
 
 
 def inbox_events_sweep(*, older_than_seconds: float | None = None, limit: int = 2000) -> int:
@@ -439,6 +448,140 @@ def inbox_events_sweep(*, older_than_seconds: float | None = None, limit: int = 
     queued = sum(1 for pk in due if inbox_event_enqueue(inbox_event_id=pk))
     logger.info("inbox sweep: %d pending event(s) re-queued (%d accepted by the broker)", len(due), queued)
     return len(due)
+
+
+# --- inbox: drain (the inbox is the queue) --------------------------------------------------------
+#
+# Every delivery is a row before it is a message, so a lost message loses nothing but time. A drain
+# takes due pending rows straight from the table, in short transactions: it leases a batch (SELECT
+# ... FOR UPDATE SKIP LOCKED, then next_attempt_at = now + lease, committed at once), processes each
+# row with inbox_event_process (whose own claim keeps the effects to exactly once), and leases the
+# next batch until nothing is due or its time budget is spent. Concurrent drains never lease the
+# same row; a drain killed mid-batch leaves its leased rows due again when the lease runs out.
+#
+# What runs a drain: a wake-up task (drain_inbox), published when a worker connects or reconnects to
+# the broker (webhooks/worker.py), when a web process's publish works again after failing, by a
+# drain that ran out of budget, and at the time the next pending row becomes due (a retry's
+# back-off, an expired lease). The periodic sweep stays as the last resort.
+
+
+def inbox_events_claim(*, limit: int, lease_seconds: float | None = None, due_for_seconds: float = 0.0) -> list[int]:
+    """Lease up to ``limit`` pending rows due for at least ``due_for_seconds``, oldest due first."""
+    lease = settings.WEBHOOKS_CLAIM_LEASE_SECONDS if lease_seconds is None else lease_seconds
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            InboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(status=InboxEvent.Status.PENDING, next_attempt_at__lte=now - timedelta(seconds=due_for_seconds))
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            InboxEvent.objects.filter(pk__in=ids).update(next_attempt_at=now + timedelta(seconds=lease))
+    return ids
+
+
+@dataclass
+class DrainResult:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    more: bool = False  # stopped for the time budget with rows still due
+
+    @property
+    def total(self) -> int:
+        return sum(self.outcomes.values())
+
+
+def inbox_drain(
+    *,
+    budget_seconds: float | None = None,
+    batch: int | None = None,
+    max_batches: int | None = None,
+    due_for_seconds: float = 0.0,
+) -> DrainResult:
+    """Process due pending rows until none is due, the budget is spent or ``max_batches`` ran."""
+    budget = settings.WEBHOOKS_DRAIN_BUDGET_SECONDS if budget_seconds is None else budget_seconds
+    size = settings.WEBHOOKS_DRAIN_BATCH if batch is None else batch
+    deadline = time.monotonic() + budget
+    result = DrainResult()
+    batches = 0
+    while True:
+        ids = inbox_events_claim(limit=size, due_for_seconds=due_for_seconds)
+        batches += 1
+        for pk in ids:
+            try:
+                result.outcomes[inbox_event_process(inbox_event_id=pk)] += 1
+            except InboxEventRetry:  # next_attempt_at now holds the back-off; a later drain retries
+                result.outcomes["retry"] += 1
+        if len(ids) < size:
+            break
+        if time.monotonic() >= deadline or (max_batches is not None and batches >= max_batches):
+            result.more = True
+            break
+    if result.total:
+        logger.info("inbox drain: %s", ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())))
+    return result
+
+
+def inbox_event_leased(*, inbox_event_id: int) -> bool:
+    """Is the row pending but not due (a drain holds its lease, or it waits for a retry)?"""
+    return InboxEvent.objects.filter(
+        pk=inbox_event_id, status=InboxEvent.Status.PENDING, next_attempt_at__gt=timezone.now()
+    ).exists()
+
+
+def inbox_stragglers_drain() -> DrainResult:
+    """After a task's own event: one batch of rows due for a while (their message was lost, or
+    waits behind a backlog). Costs one query when there are none."""
+    return inbox_drain(max_batches=1, due_for_seconds=settings.WEBHOOKS_STRAGGLER_SECONDS)
+
+
+def inbox_drain_wake(*, count: int = 1, countdown: float | None = None) -> int:
+    """Publish ``count`` drain wake-ups (never raises; returns how many the broker accepted)."""
+    from .tasks import drain_inbox
+
+    if drain_inbox.app.conf.task_always_eager and countdown is not None:
+        return 0  # no broker: nothing can run later, and running now would find nothing due
+    accepted = 0
+    for _ in range(count):
+        try:
+            if countdown is None:
+                drain_inbox.apply_async(retry=False)
+            else:
+                drain_inbox.apply_async(countdown=countdown, retry=False)
+        except Exception as exc:
+            logger.warning("inbox drain wake-up not queued (%s)", type(exc).__name__)
+            break
+        accepted += 1
+    return accepted
+
+
+def inbox_drain_wake_when_due(*, horizon_seconds: float = 300.0) -> float | None:
+    """Schedule a drain for when the next pending row becomes due (a back-off or a lease ending).
+
+    One wake-up per second of due time, whichever drain asks first (a cache key). Beyond the
+    horizon the periodic sweep takes over. Returns the delay scheduled, or None.
+    """
+    now = timezone.now()
+    due = (
+        InboxEvent.objects.filter(status=InboxEvent.Status.PENDING, next_attempt_at__gt=now)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    if due is None:
+        return None
+    delay = max(0.2, (due - now).total_seconds() + 0.2)
+    if delay > horizon_seconds:
+        return None
+    from django.core.cache import cache
+
+    try:
+        first = cache.add(f"webhooks:inbox-wake:{int(time.time() + delay)}", 1, timeout=int(delay) + 60)
+    except Exception:  # the cache is down: a duplicate wake-up costs one query
+        first = True
+    if first and inbox_drain_wake(countdown=delay):
+        return delay
+    return None
 
 
 # --- inbox: process -----------------------------------------------------------------------------
@@ -502,6 +645,12 @@ def inbox_event_process(*, inbox_event_id: int) -> str:
     return "processed"
 
 
+def inbox_retry_backoff(retries: int) -> float:
+    """Exponential back-off with full jitter (seconds before retry number ``retries + 1``)."""
+    ceiling = min(settings.WEBHOOKS_RETRY_BACKOFF_MAX_SECONDS, settings.WEBHOOKS_RETRY_BACKOFF_SECONDS * 2**retries)
+    return random.uniform(ceiling / 2, ceiling)
+
+
 def _inbox_event_settle(inbox_event_id: int, status: str, reason: str) -> str:
     """Mark a pending event skipped or unprocessable (acknowledged, kept, never retried)."""
     settled = InboxEvent.objects.filter(pk=inbox_event_id, status=InboxEvent.Status.PENDING).update(
@@ -519,14 +668,14 @@ def _inbox_event_fail(inbox_event_id: int, exc: BaseException, *, transient: boo
         return "skipped"
     attempts = row.attempts + 1
     if transient and attempts < settings.WEBHOOKS_PROCESSING_MAX_ATTEMPTS:
-        retry_after = exc.retry_after if isinstance(exc, PipedriveRateLimited) else None
-        # The sweeper leaves the row alone until a retry has had its chance.
-        wait = retry_after if retry_after is not None else settings.WEBHOOKS_RETRY_BACKOFF_MAX_SECONDS
+        # The wait Pipedrive named, or exponential back-off; the row is not due before then, so
+        # neither a drain nor the sweeper takes it early, and the task's retry comes at that time.
+        wait = exc.retry_after if isinstance(exc, PipedriveRateLimited) else inbox_retry_backoff(attempts - 1)
         InboxEvent.objects.filter(pk=inbox_event_id, status=InboxEvent.Status.PENDING).update(
             attempts=attempts, last_error=error, next_attempt_at=timezone.now() + timedelta(seconds=wait)
         )
         logger.warning("inbox event %s: attempt %d failed (%s); will retry", inbox_event_id, attempts, error[:200])
-        raise InboxEventRetry(error, retry_after=retry_after) from exc
+        raise InboxEventRetry(error, retry_after=wait) from exc
     InboxEvent.objects.filter(pk=inbox_event_id, status=InboxEvent.Status.PENDING).update(
         status=InboxEvent.Status.DEAD, attempts=attempts, last_error=error
     )

@@ -24,14 +24,27 @@ def _backoff(retries: int) -> float:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def process_inbox_event(self, inbox_event_id: int) -> str:  # type: ignore[no-untyped-def]
-    """Process one stored delivery. The service counts attempts and dead-letters; this retries."""
+    """Process one stored delivery, then a batch of stragglers (services.inbox_stragglers_drain).
+
+    The service counts attempts and dead-letters; this retries. A first delivery of a row that a
+    drain has leased is left to that drain.
+    """
     try:
+        if not self.request.is_eager and self.request.retries == 0:
+            if services.inbox_event_leased(inbox_event_id=inbox_event_id):
+                outcome = "leased"
+            else:
+                outcome = services.inbox_event_process(inbox_event_id=inbox_event_id)
+            services.inbox_stragglers_drain()
+            return outcome
         return services.inbox_event_process(inbox_event_id=inbox_event_id)
     except services.InboxEventRetry as exc:
         if self.request.is_eager:
             # No broker (development, tests): no delayed retry exists, so try again at once. The
             # service's attempt count bounds this.
             return process_inbox_event.run(inbox_event_id)
+        # The row's next_attempt_at says the same time: a drain would take it then if this retry
+        # were lost with its worker or the broker.
         countdown = exc.retry_after if exc.retry_after is not None else _backoff(self.request.retries)
         raise self.retry(countdown=countdown, exc=exc) from None
     except (OperationalError, InterfaceError) as exc:  # the database itself failed: try again later
@@ -64,6 +77,24 @@ def reconcile_all_webhooks() -> int:
     for company_id in companies:
         services.company_webhooks_reconcile_enqueue(company_id=company_id)
     return len(companies)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def drain_inbox(self) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """A wake-up: process the inbox's due pending rows (services.inbox_drain).
+
+    Out of budget with rows still due, it hands over to a fresh task (behind whatever else is
+    queued); done, it schedules the next drain for when the next pending row becomes due.
+    """
+    try:
+        result = services.inbox_drain()
+    except (OperationalError, InterfaceError) as exc:  # the database itself failed: try again later
+        raise self.retry(countdown=_backoff(min(self.request.retries, 6)), exc=exc) from None
+    if result.more:
+        services.inbox_drain_wake()
+    elif not self.request.is_eager:
+        services.inbox_drain_wake_when_due()
+    return dict(result.outcomes)
 
 
 @shared_task

@@ -136,7 +136,7 @@ def celery_worker(env: dict[str, str], queue: str, log_dir: Path, *, concurrency
             f"--concurrency={concurrency}",
             "-Q",
             queue,
-            "--loglevel=WARNING",
+            f"--loglevel={env.get('LOG_LEVEL', 'WARNING')}",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -9,6 +9,7 @@ periodic task would) recovers what they lost.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -58,7 +59,7 @@ def world(postgres_only, broker_url, subprocess_env, pipedrive, install_user, tm
         **harness.private_queue_env(queue),
         "WEBHOOKS_RETRY_BACKOFF_SECONDS": "1",
         "WEBHOOKS_RETRY_BACKOFF_MAX_SECONDS": "5",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("LOAD_TEST_LOG_LEVEL", "WARNING"),
     }
     children: list[harness.Child] = []
     try:
