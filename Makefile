@@ -125,7 +125,16 @@ vendor-axe:
 # Needs GNU gettext (apt-get install gettext). Extracts new strings into every catalog, then compiles
 # the .mo files the app reads (committed: running the app needs no gettext).
 MESSAGE_LANGUAGES := de es fr pt_BR
-.PHONY: messages
+.PHONY: messages i18n-tools
+i18n-tools:
+	@if command -v xgettext >/dev/null; then \
+		echo "gettext present: $$(xgettext --version | head -1)"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gettext; \
+	else \
+		echo "gettext is missing; the catalog source check will skip. Install it with: sudo apt-get install -y gettext"; \
+	fi
+
 messages: $(VENV)/.deps
 	cd extensions && DEBUG=on ../$(BIN)/python ../manage.py makemessages --no-location --no-obsolete $(addprefix -l ,$(MESSAGE_LANGUAGES))
 	cd extensions && DEBUG=on ../$(BIN)/python ../manage.py compilemessages
