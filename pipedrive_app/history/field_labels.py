@@ -10,6 +10,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 CUSTOM_FIELD_KEY = re.compile(r"^[0-9a-f]{40}$")
+# v1 puts a custom field's parts beside it: "<key>_currency" (money), "<key>_until" (ranges), and
+# for addresses "<key>_locality" and the like (docs/pipedrive-platform.md §4, v1 bodies).
+CUSTOM_SUBFIELD_KEY = re.compile(r"^([0-9a-f]{40})_([a-z][a-z0-9_]{0,40})$")
 UNRESOLVED_CUSTOM_LABEL = "Custom field"
 
 # Standard fields as Pipedrive's UI labels them.
@@ -127,6 +130,9 @@ class FieldLabels:
             return known.name
         if CUSTOM_FIELD_KEY.match(key):
             return UNRESOLVED_CUSTOM_LABEL  # never show a raw hash key
+        part = CUSTOM_SUBFIELD_KEY.match(key)
+        if part:
+            return f"{self.label(part.group(1))} ({_humanize(part.group(2)).lower()})"
         return _humanize(key)
 
     def display(self, key: str, value: Any, *, record: Mapping[str, Any] | None = None) -> str:
@@ -137,6 +143,12 @@ class FieldLabels:
         text = value_display(value, options=options)
         if text and key == "value" and record and isinstance(record.get("currency"), str):
             text = f"{text} {record['currency']}"
+        if text and record and CUSTOM_FIELD_KEY.match(key):  # v1: the parts beside the field
+            currency, until = record.get(f"{key}_currency"), record.get(f"{key}_until")
+            if isinstance(currency, str) and currency:
+                text = f"{text} {currency}"
+            if isinstance(until, str) and until:
+                text = f"{text}{RANGE_DASH}{until}"
         return text
 
 

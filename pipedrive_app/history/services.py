@@ -22,7 +22,7 @@ from pipedrive_app.pipedrive.errors import (
 )
 from pipedrive_app.webhooks.payloads import Delivery
 
-from .field_labels import CUSTOM_FIELD_KEY, FieldInfo, FieldLabels
+from .field_labels import CUSTOM_FIELD_KEY, CUSTOM_SUBFIELD_KEY, FieldInfo, FieldLabels
 from .models import ChangeRecord, FieldCatalog, FieldDefinitionCache, FieldValueState
 from .references import REFERENCE_FIELDS, RecordNames, reference_id, stage_pipelines_differ, typed_reference
 
@@ -36,7 +36,12 @@ IGNORED_FIELDS = frozenset({"update_time", "last_activity_id", "next_activity_id
 
 
 def changed_custom_keys(*, delivery: Delivery) -> set[str]:
-    return {key for key, _, _ in field_changes(delivery=delivery) if CUSTOM_FIELD_KEY.match(key)}
+    keys = set()
+    for key, _, _ in field_changes(delivery=delivery):
+        part = CUSTOM_SUBFIELD_KEY.match(key)
+        if CUSTOM_FIELD_KEY.match(key) or part:
+            keys.add(part.group(1) if part else key)
+    return keys
 
 
 def field_labels_load(*, company_id: int, entity: str, keys: Iterable[str] = ()) -> FieldLabels:
@@ -160,7 +165,13 @@ def field_changes(*, delivery: Delivery) -> list[tuple[str, Any, Any]]:
             continue
         if key in previous and key in data and previous[key] != data[key]:
             changes.append((str(key), previous[key], data[key]))
-    return changes
+    # A part of a custom field ("<key>_currency") is shown with the field when the field changed too.
+    changed = {key for key, _, _ in changes}
+    return [
+        change
+        for change in changes
+        if not ((part := CUSTOM_SUBFIELD_KEY.match(change[0])) and part.group(1) in changed)
+    ]
 
 
 def _record_title(record: Mapping[str, Any] | None, entity_id: str) -> str:

@@ -53,3 +53,30 @@ def test_option_labels_replace_ids() -> None:
 )
 def test_other_objects_read_as_text(value, text) -> None:  # type: ignore[no-untyped-def]
     assert value_display(value) == text
+
+
+MONEY = "a" * 40
+RANGE = "b" * 40
+
+
+@pytest.mark.django_db
+def test_v1_custom_field_parts_are_shown_with_their_field(webhook_company, post_event) -> None:  # type: ignore[no-untyped-def]
+    """v1 puts money's currency and a range's end beside the field ("<key>_currency", "<key>_until")."""
+    from pipedrive_app.history.models import ChangeRecord
+    from tests.webhooks.conftest import load_event
+
+    _, state = webhook_company
+    payload = load_event("deal.updated")
+    payload["previous"].update(
+        {MONEY: 100, f"{MONEY}_currency": "EUR", RANGE: "2023-06-01", f"{RANGE}_until": "2023-06-02"}
+    )
+    payload["current"].update(
+        {MONEY: 200, f"{MONEY}_currency": "USD", RANGE: "2023-06-01", f"{RANGE}_until": "2023-06-14"}
+    )
+    assert post_event(state, payload).status_code == 200
+    lines = {line.field_key: line for line in ChangeRecord.objects.filter(field_key__startswith=("a"))}
+    assert (lines[MONEY].old_display, lines[MONEY].new_display) == ("100 EUR", "200 USD")
+    assert f"{MONEY}_currency" not in lines  # shown with the amount
+    until = ChangeRecord.objects.get(field_key=f"{RANGE}_until")
+    assert until.field_label == "Custom field (until)"
+    assert (until.old_display, until.new_display) == ("2023-06-02", "2023-06-14")
