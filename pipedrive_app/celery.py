@@ -38,11 +38,14 @@ app.steps["consumer"].add(InboxWakeUpOnConnect)
 
 
 @signals.setup_logging.connect(weak=False)
-def _django_logging(**_: Any) -> None:
-    """Celery must not replace the root logger's handlers: apply the project's LOGGING instead."""
+def _django_logging(loglevel: Any = None, **_: Any) -> None:
+    """Celery must not replace the root logger's handlers: apply the project's LOGGING instead, at
+    the level given on the command line (``--loglevel``), as Celery would."""
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger().setLevel(loglevel if isinstance(loglevel, int) else str(loglevel).upper())
 
 
 def _guard_handlers(logger: logging.Logger | None = None, **_: Any) -> None:
