@@ -22,6 +22,7 @@ import jwt
 from django.conf import settings
 from django.http import HttpRequest
 
+from pipedrive_app.core.parsing import id_or_none
 from pipedrive_app.installations.models import Company, Installation
 
 logger = logging.getLogger(__name__)
@@ -182,13 +183,8 @@ def _claim_id(claims: Mapping[str, Any], *names: str) -> int | None:
 
 
 def _as_id(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value > 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+    """A positive id of at most 19 ASCII digits (core/parsing.py): never "²", never 5,000 digits."""
+    return id_or_none(value=value)
 
 
 def bearer_token(request: HttpRequest) -> str | None:

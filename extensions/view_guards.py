@@ -15,7 +15,6 @@ No view here reads or sets a cookie.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -31,6 +30,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
+from pipedrive_app.core.parsing import ParseError, json_object_parse
 from pipedrive_app.metrics import instruments as metrics
 
 from .json_panels import json_error
@@ -44,6 +44,9 @@ from .panel_auth import (
 )
 
 logger = logging.getLogger(__name__)
+
+# An action's body is a handful of fields and a note of at most 10,000 characters.
+ACTION_BODY_MAX_BYTES = 64 * 1024
 
 View = Callable[..., HttpResponse]
 JsonPanelView = Callable[..., tuple[int, dict[str, Any]]]  # (status, body)
@@ -217,11 +220,16 @@ def extension_action(*, extensions: tuple[str, ...], require_record: bool = Fals
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method != "POST":
                 return action_answer(ok=False, message="Use POST.", status=405)
+            # No work for an anonymous caller: a bearer token of the right shape comes before the
+            # body is read; the body is bounded in size and depth before it is parsed (core/parsing.py).
+            if bearer_token(request) is None:
+                logger.info("extension action %s refused: missing token", request.path)
+                return action_answer(
+                    ok=False, message="This request could not be verified. Reload the panel.", status=401
+                )
             try:
-                body = json.loads(request.body or b"{}")
-            except ValueError:
-                body = None
-            if not isinstance(body, dict):
+                body = json_object_parse(body=request.body, max_bytes=ACTION_BODY_MAX_BYTES, allow_empty=True)
+            except ParseError:
                 return action_answer(ok=False, message="The request body must be a JSON object.", status=400)
             params = {
                 key: str(value)

@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 
+from pipedrive_app.core.parsing import id_or_none
 from pipedrive_app.installations.models import CompanySettings
 from pipedrive_app.installations.services import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 
@@ -127,8 +128,8 @@ def settings_save(request: HttpRequest, panel: PanelContext, body: dict[str, Any
     days = body.get("history_retention_days")
     if not isinstance(entities, list) or not all(isinstance(e, str) for e in entities):
         return action_answer(ok=False, message=gettext("Choose the entities to track."), status=400)
-    if isinstance(days, str) and days.strip().isdigit():
-        days = int(days.strip())
+    if isinstance(days, str):  # ASCII digits only (core/parsing.py): "²" or 5,000 digits are refused
+        days = id_or_none(value=days, allow_zero=True)
     if not isinstance(days, int) or isinstance(days, bool):
         return action_answer(ok=False, message=gettext("Enter the number of days to keep history."), status=400)
     try:

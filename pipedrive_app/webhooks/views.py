@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+
+from pipedrive_app.core.parsing import ParseError, basic_credentials_parse
 
 from .payloads import InvalidDelivery, delivery_parse
 from .selectors import webhook_state_for_key
@@ -19,15 +19,11 @@ logger = logging.getLogger(__name__)
 
 
 def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
-    scheme, _, encoded = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return None
+    """Strict and bounded (core/parsing.py): anything but well-formed Basic credentials is None."""
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return basic_credentials_parse(header=request.META.get("HTTP_AUTHORIZATION"))
+    except ParseError:
         return None
-    username, separator, password = decoded.partition(":")
-    return (username, password) if separator else None
 
 
 def _refusal(status: int, reason: str) -> JsonResponse:
@@ -59,7 +55,13 @@ def pipedrive_webhook(request: HttpRequest, key: str) -> HttpResponse:
     if len(body) > limit:
         return _refusal(413, f"body larger than {limit} bytes")
     try:
-        delivery = delivery_parse(body)
+        try:
+            delivery = delivery_parse(body)
+        except InvalidDelivery:
+            raise
+        except Exception:  # a payload shape the reader did not foresee: a clear 400, never a 500
+            logger.exception("webhook for company %s: payload not readable", state.company_id)
+            raise InvalidDelivery("the payload could not be read") from None
         result = inbox_event_receive(state=state, delivery=delivery, body=body.decode("utf-8"))
     except InvalidDelivery as exc:
         logger.info("webhook for company %s refused: %s", state.company_id, exc.reason)
