@@ -5,8 +5,8 @@ Redis are in ``collectors``). The code paths call a hook from here, or are wrapp
 
 - the webhook receiver (``webhook_receiver``, wrapped in webhooks/urls.py): received, acknowledged,
   refused by reason, acknowledgement latency;
-- webhook processing (a handler in the webhooks registry and Celery's ``task_postrun``, connected in
-  ``apps``): delivery-to-history lag, events processed/dead; ``event_replayed`` in the replay service;
+- webhook processing (``inbox_event_outcome`` on the processing step, whichever task or drain runs
+  it): outcomes, dead events and the delivery-to-history lag; ``event_replayed`` in the replay service;
 - the OAuth client's refresh (``token_refresh``): refreshes by outcome and their latency;
 - the Pipedrive API client's transport (``pipedrive_call``): calls by endpoint and status, latency, 429s;
 - the extension guards (``panel_timed``): panel render time by surface and outcome.
@@ -71,7 +71,7 @@ HISTORY_LAG_SECONDS = Histogram(
 )
 EVENTS_PROCESSED = Counter(
     f"{PREFIX}_webhook_events_processed",
-    "Runs of the processing task by outcome (processed, skipped, dead, retry, error).",
+    "Processing attempts of inbox events by outcome (processed, skipped, unprocessable, dead, retry, error).",
     ["outcome"],
 )
 EVENTS_DEAD = Counter(f"{PREFIX}_webhook_events_dead", "Inbox events that went dead (gave up after retries).")
@@ -175,7 +175,7 @@ def webhook_receiver(view: F) -> F:
 
 # --- processing ---------------------------------------------------------------------------------------
 
-_PROCESS_OUTCOMES = frozenset({"processed", "skipped", "dead", "retry", "error"})
+_PROCESS_OUTCOMES = frozenset({"processed", "skipped", "unprocessable", "dead", "retry", "error"})
 
 
 def history_lag_observe(seconds: float) -> None:
@@ -188,6 +188,36 @@ def inbox_event_finished(outcome: str) -> None:
     EVENTS_PROCESSED.labels(outcome=outcome).inc()
     if outcome == "dead":
         EVENTS_DEAD.inc()
+
+
+def inbox_event_outcome(process: F) -> F:
+    """Wrap ``inbox_event_process`` (the task's and the drains' one step): count how each attempt
+    ended, its return value, ``retry`` (InboxEventRetry) or ``error`` (anything else raised)."""
+    if not enabled():
+        return process
+
+    @functools.wraps(process)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            outcome = process(*args, **kwargs)
+        except Exception as exc:
+            inbox_event_finished("retry" if type(exc).__name__ == "InboxEventRetry" else "error")
+            raise
+        inbox_event_finished(outcome if isinstance(outcome, str) else "other")
+        if outcome == "processed":
+            _history_lag_record(kwargs.get("inbox_event_id", args[0] if args else None))
+        return outcome
+
+    return wrapped  # type: ignore[return-value]
+
+
+def _history_lag_record(inbox_event_id: Any) -> None:
+    """Committed just now: observe received -> processed (one primary-key read of two columns)."""
+    from pipedrive_app.webhooks.models import InboxEvent
+
+    times = InboxEvent.objects.filter(pk=inbox_event_id).values_list("received_at", "processed_at").first()
+    if times is not None and times[0] is not None and times[1] is not None:
+        history_lag_observe((times[1] - times[0]).total_seconds())
 
 
 def event_replayed(count: int = 1) -> None:

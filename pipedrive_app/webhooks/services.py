@@ -595,6 +595,7 @@ class InboxEventRetry(Exception):
         self.retry_after = retry_after
 
 
+@metrics.inbox_event_outcome
 def inbox_event_process(*, inbox_event_id: int) -> str:
     """Run the handlers of one stored event, once. Returns processed | skipped | dead.
 

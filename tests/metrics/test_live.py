@@ -69,23 +69,42 @@ def test_the_widget_is_left_out_when_metrics_are_off(operator_client: Client, se
 
 
 @pytest.mark.django_db
-def test_a_replay_and_a_dead_event_are_counted(make_company, django_capture_on_commit_callbacks, settings) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_replays_and_processing_outcomes_are_counted(
+    make_company,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    monkeypatch,
+) -> None:  # type: ignore[no-untyped-def]
     from prometheus_client import REGISTRY
 
-    from pipedrive_app.webhooks.services import inbox_event_replay
+    from pipedrive_app.webhooks import services
 
-    def replayed() -> float:
-        return REGISTRY.get_sample_value("pipedrive_app_webhook_events_replayed_total") or 0.0
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(f"pipedrive_app_{name}", labels) or 0.0
 
-    def dead() -> float:
-        return REGISTRY.get_sample_value("pipedrive_app_webhook_events_dead_total") or 0.0
-
-    settings.WEBHOOKS_PROCESSING_MAX_ATTEMPTS = 1
-    event = make_event(company=make_company(), status=InboxEvent.Status.DEAD, body={"not": "a delivery"})
-    before_replayed, before_dead = replayed(), dead()
+    company = make_company()
+    unreadable = make_event(company=company, status=InboxEvent.Status.DEAD, body={"not": "a delivery"})
+    before = {
+        "replayed": sample("webhook_events_replayed_total"),
+        "unprocessable": sample("webhook_events_processed_total", outcome="unprocessable"),
+        "dead": sample("webhook_events_dead_total"),
+        "dead_outcome": sample("webhook_events_processed_total", outcome="dead"),
+    }
     with django_capture_on_commit_callbacks(execute=True):
-        assert inbox_event_replay(inbox_event_id=event.pk)
-    assert replayed() == before_replayed + 1
-    # Processed again at once (eager) and dead again: the body is no delivery.
-    assert InboxEvent.objects.get(pk=event.pk).status == InboxEvent.Status.DEAD
-    assert dead() == before_dead + 1
+        assert services.inbox_event_replay(inbox_event_id=unreadable.pk)
+    assert sample("webhook_events_replayed_total") == before["replayed"] + 1
+    # Processed again at once (eager): the body is no delivery.
+    assert InboxEvent.objects.get(pk=unreadable.pk).status == InboxEvent.Status.UNPROCESSABLE
+    assert sample("webhook_events_processed_total", outcome="unprocessable") == before["unprocessable"] + 1
+
+    class Broken:
+        def prepare(self, context):  # type: ignore[no-untyped-def]
+            raise RuntimeError("a bug")
+
+        def apply(self, context, prepared):  # type: ignore[no-untyped-def]
+            raise AssertionError("not reached")
+
+    monkeypatch.setattr(services, "handlers_for", lambda **_: [Broken()])
+    failing = make_event(company=company, status=InboxEvent.Status.PENDING)
+    assert services.inbox_event_process(inbox_event_id=failing.pk) == "dead"
+    assert sample("webhook_events_dead_total") == before["dead"] + 1
+    assert sample("webhook_events_processed_total", outcome="dead") == before["dead_outcome"] + 1

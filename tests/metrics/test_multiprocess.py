@@ -38,7 +38,8 @@ for _ in range(int(sys.argv[1])):
 
 
 def test_two_processes_add_up(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    env = {"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    # DEBUG: importing the package loads the Celery app and with it the settings (development defaults).
+    env = {"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), "DEBUG": "on"}
     for count in (3, 4):
         subprocess.run([sys.executable, "-c", _RECORD, str(count)], cwd=ROOT, env=env, check=True, timeout=60)
     assert len({p.name.split("_")[1] for p in tmp_path.glob("counter_*.db")}) == 2  # two pids
