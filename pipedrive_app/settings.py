@@ -315,7 +315,7 @@ WEBHOOKS_DRAIN_BATCH = env.int("WEBHOOKS_DRAIN_BATCH", default=10)
 WEBHOOKS_DRAIN_BUDGET_SECONDS = env.float("WEBHOOKS_DRAIN_BUDGET_SECONDS", default=20)
 # After its own event, each processing task takes one batch of rows due for this long (stragglers
 # whose message was lost with a killed worker or a restarted broker, or waits behind a backlog).
-WEBHOOKS_STRAGGLER_SECONDS = env.float("WEBHOOKS_STRAGGLER_SECONDS", default=2)
+WEBHOOKS_STRAGGLER_SECONDS = env.float("WEBHOOKS_STRAGGLER_SECONDS", default=5)
 # Processing attempts before an event is dead-lettered; back-off between them (with jitter).
 WEBHOOKS_PROCESSING_MAX_ATTEMPTS = env.int("WEBHOOKS_PROCESSING_MAX_ATTEMPTS", default=6)
 WEBHOOKS_RETRY_BACKOFF_SECONDS = env.float("WEBHOOKS_RETRY_BACKOFF_SECONDS", default=5)

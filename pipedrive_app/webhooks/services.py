@@ -509,9 +509,12 @@ def inbox_drain(
         batches += 1
         for pk in ids:
             try:
-                result.outcomes[inbox_event_process(inbox_event_id=pk)] += 1
+                outcome = inbox_event_process(inbox_event_id=pk)
             except InboxEventRetry:  # next_attempt_at now holds the back-off; a later drain retries
-                result.outcomes["retry"] += 1
+                outcome = "retry"
+            result.outcomes[outcome] += 1
+            # Counted like a processing task's outcome (metrics/hooks.py counts those).
+            metrics.inbox_event_finished(outcome)
         if len(ids) < size:
             break
         if time.monotonic() >= deadline or (max_batches is not None and batches >= max_batches):
