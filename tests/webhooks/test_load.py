@@ -122,7 +122,7 @@ def _run(world: dict, *, fault=None, sweep_after: float = 30.0) -> None:  # type
     history = ChangeRecord.objects.filter(company=company)
     assert history.count() == plan.expected_history_rows  # each event's lines written exactly once
     per_deal = dict(history.filter(field_key="value").values_list("entity_id").annotate(Count("pk")))
-    assert per_deal == {deal: CHANGES for deal in range(1, DEALS + 1)}
+    assert per_deal == {str(deal): CHANGES for deal in range(1, DEALS + 1)}  # record ids are text (lead UUIDs)
     assert set(history.filter(field_key=harness.CUSTOM_KEY).values_list("field_label", flat=True)) == {"Deal size"}
     # Arrival was shuffled; the current value is the one with the latest Pipedrive timestamp.
     current = FieldValueState.objects.filter(company=company, field_key="value")
