@@ -468,19 +468,13 @@ def person_panel_get(*, panel: PanelContext) -> PanelData:
 
     def build(client: PipedriveClient) -> PanelData:
         owner: dict[str, str | None] = {}
-        shown_deals: list[Any] = []
-        more_deals: list[bool] = []
 
         def references_of(outcomes: dict[str, CallOutcome]) -> set[Reference]:
             person: Person = _required(outcomes["person"])
-            deals_page = outcomes["deals"].value if outcomes["deals"].ok else None
-            deals = list(deals_page.items) if deals_page is not None else []
-            shown_deals.extend(deals[:MAX_OPEN_DEALS])
-            more_deals.append(len(deals) > MAX_OPEN_DEALS or bool(deals_page and deals_page.has_more))
             owner["name"], refs = _owner_reference(panel, person.owner_id)
             if person.org_id is not None:
                 refs.add(("org", person.org_id))
-            return refs | {("stage", deal.stage_id) for deal in shown_deals if deal.stage_id is not None}
+            return refs | _stage_references(_page_or_none(outcomes["deals"]))
 
         primary: dict[str, Callable[[], Any]] = {
             "person": lambda: client.get_person(person_id),
@@ -492,6 +486,7 @@ def person_panel_get(*, panel: PanelContext) -> PanelData:
         def name(kind: str, ref_id: int | None) -> Any:
             return None if ref_id is None else _optional(found.get((kind, ref_id)))
 
+        open_deals, deals_more = _open_deals(_page_or_none(outcomes["deals"]), name)
         facts = PersonFacts(
             id=person.id,
             name=person.name,
@@ -501,22 +496,22 @@ def person_panel_get(*, panel: PanelContext) -> PanelData:
             org_name=name("org", person.org_id),
             owner_id=person.owner_id,
             owner_name=owner.get("name") or name("user", person.owner_id),
-            open_deals=tuple(
-                OpenDeal(
-                    id=deal.id,
-                    title=deal.title,
-                    value=deal.value,
-                    currency=deal.currency,
-                    stage_id=deal.stage_id,
-                    stage_name=name("stage", deal.stage_id),
-                )
-                for deal in shown_deals
-            ),
-            open_deals_more=bool(more_deals and more_deals[0]),
+            open_deals=open_deals,
+            open_deals_more=deals_more,
         )
         return PanelData(PanelState.READY, facts=facts)
 
     return _read_panel(panel, "person", build)
+
+
+def _page_or_none(outcome: CallOutcome) -> Any:
+    """A secondary list that failed shows as empty; the panel still shows the rest."""
+    return outcome.value if outcome.ok else None
+
+
+def _stage_references(page: Any) -> set[Reference]:
+    deals = page.items[:MAX_OPEN_DEALS] if page is not None else ()
+    return {("stage", deal.stage_id) for deal in deals if deal.stage_id is not None}
 
 
 # --- organization panel -----------------------------------------------------------------------------
@@ -560,9 +555,7 @@ def organization_panel_get(*, panel: PanelContext) -> PanelData:
         def references_of(outcomes: dict[str, CallOutcome]) -> set[Reference]:
             organization: Organization = _required(outcomes["organization"])
             owner["name"], refs = _owner_reference(panel, organization.owner_id)
-            deals = outcomes["deals"].value if outcomes["deals"].ok else None
-            stages = {deal.stage_id for deal in (deals.items[:MAX_OPEN_DEALS] if deals else ()) if deal.stage_id}
-            return refs | {("stage", stage_id) for stage_id in stages}
+            return refs | _stage_references(_page_or_none(outcomes["deals"]))
 
         primary: dict[str, Callable[[], Any]] = {
             "organization": lambda: client.get_organization(org_id),
@@ -575,8 +568,8 @@ def organization_panel_get(*, panel: PanelContext) -> PanelData:
         def name(kind: str, ref_id: int | None) -> Any:
             return None if ref_id is None else _optional(found.get((kind, ref_id)))
 
-        open_deals, deals_more = _open_deals(outcomes["deals"].value if outcomes["deals"].ok else None, name)
-        people_page = outcomes["people"].value if outcomes["people"].ok else None
+        open_deals, deals_more = _open_deals(_page_or_none(outcomes["deals"]), name)
+        people_page = _page_or_none(outcomes["people"])
         people = list(people_page.items) if people_page is not None else []
         facts = OrganizationFacts(
             id=organization.id,
