@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from pipedrive_app.core.parsing import id_or_none
 from pipedrive_app.installations.models import Company, CompanySettings, Installation, LifecycleEvent
 from pipedrive_app.webhooks.models import CompanyWebhookState, InboxEvent, Subscription
 
@@ -104,8 +105,9 @@ def company_list_filtered(*, search: str = "", status: str = "", health: str = "
     search = search.strip()
     if search:
         condition = Q(name__icontains=search) | Q(domain__icontains=search)
-        if search.isdigit():
-            condition |= Q(pipedrive_company_id=int(search))
+        search_id = id_or_none(value=search)  # strict: "²" or 5,000 digits are text, not an id
+        if search_id is not None:
+            condition |= Q(pipedrive_company_id=search_id)
         queryset = queryset.filter(condition)
     if status == CompanyStatus.ACTIVE:
         queryset = queryset.filter(_installations_with(Installation.Status.ACTIVE))
@@ -382,8 +384,9 @@ def event_list_filtered(
     queryset = InboxEvent.objects.all()
     company = company.strip()
     if company:
-        if company.isdigit():
-            queryset = queryset.filter(Q(company__pipedrive_company_id=int(company)) | Q(company_id=int(company)))
+        company_number = id_or_none(value=company)
+        if company_number is not None:
+            queryset = queryset.filter(Q(company__pipedrive_company_id=company_number) | Q(company_id=company_number))
         else:
             queryset = queryset.filter(company__name__icontains=company)
     if entity:

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.cache import cache
 
+from pipedrive_app.core.parsing import id_or_none
 from pipedrive_app.history.field_labels import TYPED_REFERENCE_KINDS
 from pipedrive_app.installations.models import Company, Installation
 from pipedrive_app.installations.services import installation_client
@@ -71,9 +72,8 @@ def reference_id(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value if value > 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-        return number if number > 0 else None
+    if isinstance(value, str):
+        return id_or_none(value=value.strip())  # strict: "²" or 5,000 digits are no reference
     return None
 
 

@@ -191,3 +191,10 @@ def test_the_companies_card_names_what_it_counts(operator_client: Client, make_c
     for label in ("<dt>Installed</dt>", "<dt>Working</dt>", "<dt>Left</dt>"):
         assert label in html
     assert "Total now" not in html
+
+
+@pytest.mark.parametrize("text", ["²", "9" * 5000, "12\n"])
+def test_searches_that_only_look_like_ids_are_text(operator_client: Client, make_company, text: str) -> None:  # type: ignore[no-untyped-def]
+    make_company(name="Acme")
+    assert operator_client.get("/dashboard/companies/", {"q": text}).status_code == 200
+    assert operator_client.get("/dashboard/events/", {"company": text}).status_code == 200

@@ -162,3 +162,9 @@ def test_even_a_broken_name_lookup_never_fails_the_event(world, post_event, monk
     assert InboxEvent.objects.get().status == "processed"
     line = _lines(company)["stage_id"]
     assert (line.old_display, line.new_display) == ("Stage #3", "Stage #1")
+
+
+def test_a_reference_that_only_looks_like_an_id_is_none() -> None:
+    from pipedrive_app.history.references import reference_id
+
+    assert reference_id("²") is None and reference_id("9" * 5000) is None and reference_id(" 42 ") == 42
