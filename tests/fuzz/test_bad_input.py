@@ -1,7 +1,7 @@
 """Bad input is a clear 4xx, never a 5xx, and acknowledged webhook input never becomes a dead event.
 
 The specific inputs of issue 11 as regression tests, then a hypothesis suite over the endpoints'
-inputs (the extension actions' bodies and headers, the settings save, the webhook receiver's
+inputs (the extension pages and JSON panels, the extension actions' bodies and headers, the settings save, the uninstall notice, the webhook receiver's
 credentials and body), which prints how many inputs it tried per endpoint.
 """
 
@@ -175,6 +175,63 @@ def test_fuzz_webhook_receiver(client, webhook_company, post_event, meta, data, 
     assert response.status_code < 500, (payload, response.content[:300])
     # Acknowledged input is processed, skipped or kept as unprocessable, never dead.
     assert not InboxEvent.objects.filter(status=InboxEvent.Status.DEAD).exists()
+
+
+_PAGES = [
+    "/extensions/panels/deal/",
+    "/extensions/panels/person/",
+    "/extensions/panels/organization/",
+    "/extensions/json-panels/deal/",
+    "/extensions/json-panels/person/",
+    "/extensions/json-panels/organization/",
+    "/extensions/settings/",
+]
+
+
+@_fuzz
+@given(
+    path=st.sampled_from(_PAGES),
+    params=st.dictionaries(
+        st.sampled_from(["id", "userId", "companyId", "selectedIds", "resource", "view", "theme", "isShared"]),
+        st.one_of(_text, st.just("1" * 5000), st.just("²"), st.integers().map(str)),
+        max_size=8,
+    ),
+    token=st.none() | st.just("valid") | _text,
+)
+def test_fuzz_extension_pages(app_client, seeded_company, path, params, token) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """What Pipedrive appends to an iframe or JSON panel URL, fuzzed: a page or a 4xx, never a 5xx."""
+    if "pages" not in SEEDED:
+        seeded_company()
+        SEEDED.add("pages")
+    query = dict(params)
+    if token is not None:
+        query["token"] = make_token() if token == "valid" else token
+    response = app_client.get(path, query)
+    TRIED["extensions pages and JSON panels (GET)"] += 1
+    assert response.status_code < 500, (path, query, response.content[:300])
+
+
+@_fuzz
+@given(
+    body=st.fixed_dictionaries(
+        {},
+        optional={"client_id": _json, "company_id": _ids, "user_id": _ids, "timestamp": _json, "extra": _json},
+    ),
+    raw=st.none() | st.binary(max_size=200),
+)
+def test_fuzz_uninstall_notice(client, install_user, pipedrive, body, raw) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Pipedrive's uninstall DELETE with valid Basic credentials and a fuzzed body: never a 5xx."""
+    credentials = f"{pipedrive.client_id}:{pipedrive.client_secret}".encode()
+    payload = raw if raw is not None else json.dumps(body).encode()
+    response = client.generic(
+        "DELETE",
+        "/oauth/callback",
+        payload,
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(credentials).decode(),
+    )
+    TRIED["oauth/callback (DELETE)"] += 1
+    assert response.status_code < 500, (payload[:200], response.content[:300])
 
 
 def test_zz_inputs_tried_per_endpoint(capsys) -> None:  # type: ignore[no-untyped-def]
