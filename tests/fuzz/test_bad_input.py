@@ -1,8 +1,9 @@
 """Bad input is a clear 4xx, never a 5xx, and acknowledged webhook input never becomes a dead event.
 
 The specific inputs of issue 11 as regression tests, then a hypothesis suite over the endpoints'
-inputs (the extension pages and JSON panels, the extension actions' bodies and headers, the settings save, the uninstall notice, the webhook receiver's
-credentials and body), which prints how many inputs it tried per endpoint.
+inputs (the extension pages and JSON panels, the extension actions' bodies and headers, the settings
+save, the uninstall notice, the webhook receiver's credentials and body), which prints how many
+inputs it tried per endpoint.
 """
 
 from __future__ import annotations
