@@ -131,3 +131,22 @@ def seeded_company(pipedrive, install_user) -> Callable[..., dict[str, Any]]:  #
 def app_client() -> Client:
     """A client with CSRF checks on, as a browser inside Pipedrive's iframe would be (and no cookies)."""
     return Client(enforce_csrf_checks=True)
+
+
+def count_rounds(monkeypatch, pipedrive) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """Each round of concurrent panel calls that reached Pipedrive, as the sorted API requests it made."""
+    from extensions import selectors
+
+    rounds: list[list[str]] = []
+    original = selectors._first_round
+
+    def counting(calls):  # type: ignore[no-untyped-def]
+        before = len(pipedrive.requests)
+        outcome = original(calls)
+        made = sorted(f"{r.method} {r.path}" for r in pipedrive.requests[before:] if r.path.startswith("/api/"))
+        if made:
+            rounds.append(made)
+        return outcome
+
+    monkeypatch.setattr(selectors, "_first_round", counting)
+    return rounds

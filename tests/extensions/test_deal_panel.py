@@ -12,7 +12,7 @@ from django.utils import timezone
 from extensions import selectors
 from pipedrive_app.installations.models import Installation
 
-from .conftest import ADMIN, COMPANY, OTHER_COMPANY, OUTSIDER, REGULAR, make_token, panel_query
+from .conftest import ADMIN, COMPANY, OTHER_COMPANY, OUTSIDER, REGULAR, count_rounds, make_token, panel_query
 
 pytestmark = pytest.mark.django_db
 
@@ -316,29 +316,12 @@ def test_token_refresh_happens_before_calls_fan_out(client, seeded_company, pipe
     assert pipedrive.refresh_count == refreshes + 1
 
 
-def _count_rounds(monkeypatch, pipedrive) -> list[list[str]]:  # type: ignore[no-untyped-def]
-    """Each round of concurrent calls that reached Pipedrive, as the API requests it made."""
-    rounds: list[list[str]] = []
-    original = selectors._first_round
-
-    def counting(calls):  # type: ignore[no-untyped-def]
-        before = len(pipedrive.requests)
-        outcome = original(calls)
-        made = _api_calls(pipedrive, before)
-        if made:
-            rounds.append(sorted(made))
-        return outcome
-
-    monkeypatch.setattr(selectors, "_first_round", counting)
-    return rounds
-
-
 def test_a_later_view_reads_the_deal_and_what_it_names_in_one_round_trip(
     client, seeded_company, pipedrive, monkeypatch, settings
 ) -> None:  # type: ignore[no-untyped-def]
     world = seeded_company()
     deal_id, person_id, org_id = world["deal"]["id"], world["person"]["id"], world["org"]["id"]
-    rounds = _count_rounds(monkeypatch, pipedrive)
+    rounds = count_rounds(monkeypatch, pipedrive)
 
     first = _deal_page(client, deal_id)
     assert first.status_code == 200
@@ -381,7 +364,7 @@ def test_a_deal_that_now_names_another_person_reads_that_person_in_a_second_roun
     other = pipedrive.add_person(COMPANY, name="Oskar Other")
     _double_record(pipedrive, "deals", deal_id)["person_id"] = other["id"]
     cache.delete_many(_panel_cache_keys(deal_id))
-    rounds = _count_rounds(monkeypatch, pipedrive)
+    rounds = count_rounds(monkeypatch, pipedrive)
 
     response = _deal_page(client, deal_id)
 

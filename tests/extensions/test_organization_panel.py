@@ -7,10 +7,9 @@ import json
 import pytest
 from django.core.cache import cache
 
-from extensions import selectors
 from pipedrive_app.installations.models import Company
 
-from .conftest import ADMIN, COMPANY, make_token, panel_query
+from .conftest import ADMIN, COMPANY, count_rounds, make_token, panel_query
 
 pytestmark = pytest.mark.django_db
 
@@ -49,17 +48,7 @@ def test_a_later_view_of_the_organization_is_one_round_trip(client, seeded_compa
     assert _org_page(client, org_id).status_code == 200
     company = Company.objects.get(pipedrive_company_id=COMPANY)
     cache.delete(f"extensions:{company.pk}:{ADMIN}:organization:{org_id}")  # the panel cache expired
-    rounds: list[int] = []
-    original = selectors._first_round
-
-    def counting(calls):  # type: ignore[no-untyped-def]
-        before = len(pipedrive.requests)
-        outcome = original(calls)
-        if any(r.path.startswith("/api/") for r in pipedrive.requests[before:]):
-            rounds.append(len(calls))
-        return outcome
-
-    monkeypatch.setattr(selectors, "_first_round", counting)
+    rounds = count_rounds(monkeypatch, pipedrive)
     assert _org_page(client, org_id).status_code == 200
     assert len(rounds) == 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ADMIN, COMPANY, OUTSIDER, panel_query
+from .conftest import ADMIN, COMPANY, OUTSIDER, count_rounds, panel_query
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +67,6 @@ def test_a_later_view_reads_the_person_deals_and_organization_in_one_round_trip(
 ) -> None:  # type: ignore[no-untyped-def]
     from django.core.cache import cache
 
-    from extensions import selectors
     from pipedrive_app.installations.models import Company
 
     world = seeded_company()
@@ -75,18 +74,7 @@ def test_a_later_view_reads_the_person_deals_and_organization_in_one_round_trip(
     assert _person_page(client, person_id).status_code == 200  # first view: names its organization and stages
     company = Company.objects.get(pipedrive_company_id=COMPANY)
     cache.delete(f"extensions:{company.pk}:{ADMIN}:person:{person_id}")  # the panel cache expired
-    rounds: list[list[str]] = []
-    original = selectors._first_round
-
-    def counting(calls):  # type: ignore[no-untyped-def]
-        before = len(pipedrive.requests)
-        outcome = original(calls)
-        made = sorted(f"{r.method} {r.path}" for r in pipedrive.requests[before:] if r.path.startswith("/api/"))
-        if made:
-            rounds.append(made)
-        return outcome
-
-    monkeypatch.setattr(selectors, "_first_round", counting)
+    rounds = count_rounds(monkeypatch, pipedrive)
 
     response = _person_page(client, person_id)
 
