@@ -41,6 +41,7 @@ __all__ = [
     "json_body_parse",
     "json_clean",
     "json_object_parse",
+    "oauth_code_parse",
     "text_clean",
     "uuid_parse",
 ]
@@ -52,12 +53,15 @@ JSON_MAX_DEPTH = 32
 ID_LIST_MAX_ITEMS = 100
 CREDENTIAL_MAX_CHARS = 1024  # a Basic header or a bearer token longer than this is refused unread
 BEARER_MAX_CHARS = 8192  # a JWT with a generous payload; Pipedrive's are well under 2 KB
+OAUTH_CODE_MAX_CHARS = 2048  # Pipedrive's authorization codes are well under 100 characters
 
 _ASCII_DIGITS = re.compile(rf"[0-9]{{1,{ID_MAX_DIGITS}}}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 # RFC 6750 b64token (token68): what a bearer credential may contain.
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 6749 appendix A.11: an authorization code is 1*VSCHAR (printable ASCII, space to tilde).
+_VSCHAR = re.compile(r"[\x20-\x7e]+")
 # A JSON string literal in raw bytes: outside strings, valid JSON has no quote and no backslash.
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -178,6 +182,19 @@ def bearer_token_parse(*, header: str | None, max_length: int = BEARER_MAX_CHARS
     if scheme.lower() != "bearer" or not _TOKEN68.fullmatch(token):
         raise ParseError("malformed bearer token")
     return token
+
+
+def oauth_code_parse(*, value: str | None) -> str:
+    """An OAuth authorization code from the callback's query (RFC 6749 A.11: printable ASCII), bounded.
+
+    Checked before the code is sent to the token endpoint, so a forged or mangled callback URL is a
+    400 on our side instead of a round trip that Pipedrive would refuse.
+    """
+    if not value:
+        raise ParseError("missing authorization code")
+    if len(value) > OAUTH_CODE_MAX_CHARS or not _VSCHAR.fullmatch(value):
+        raise ParseError("malformed authorization code")
+    return value
 
 
 # --------------------------------------------------------------------------------------------- JSON

@@ -46,12 +46,17 @@ logger = logging.getLogger(__name__)
 
 
 class InstallError(Exception):
-    """The install could not complete; ``message`` is safe to show the user."""
+    """The install could not complete; ``message`` is safe to show the user.
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    ``status`` is the HTTP status the callback answers with: 400 when the request itself was at fault
+    (a code Pipedrive does not accept), 502 when Pipedrive failed or answered something unusable.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, status: int = 502) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        self.status = status
 
 
 class InvalidState(Exception):
@@ -280,6 +285,7 @@ def installation_create_from_code(*, code: str) -> Installation:
         raise InstallError(
             "Pipedrive did not accept the authorization code (it may have expired or been used already). "
             "Please start the installation again.",
+            status=400,
         ) from None
     except ApiDomainNotAllowed as exc:
         logger.warning("install: %s", exc)

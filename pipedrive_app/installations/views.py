@@ -16,7 +16,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from pipedrive_app.core.parsing import ParseError, basic_credentials_parse, id_or_none, json_object_parse, text_clean
+from pipedrive_app.core.parsing import (
+    ParseError,
+    basic_credentials_parse,
+    id_or_none,
+    json_object_parse,
+    oauth_code_parse,
+    text_clean,
+)
 
 from .models import LifecycleEvent
 from .selectors import installation_get, installations_overview
@@ -122,6 +129,21 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
             status=400,
         )
 
+    # A malformed code is refused before the state is consumed: bad input changes nothing.
+    raw_code = request.GET.get("code")
+    if raw_code:
+        try:
+            oauth_code_parse(value=raw_code)
+        except ParseError:
+            logger.warning("oauth callback rejected: malformed authorization code")
+            return _problem(
+                request,
+                title="Installation did not complete",
+                message="The authorization code in this link is not valid. Nothing was stored. "
+                "Please start the installation again.",
+                status=400,
+            )
+
     state = request.GET.get("state") or ""
     if state:
         try:
@@ -144,8 +166,7 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
             status=400,
         )
 
-    code = request.GET.get("code") or ""
-    if not code:
+    if not raw_code:
         return _problem(
             request,
             title="Installation did not complete",
@@ -153,10 +174,10 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
             status=400,
         )
     try:
-        installation = installation_create_from_code(code=code)
+        installation = installation_create_from_code(code=raw_code)
     except InstallError as exc:
         return _problem(
-            request, title="Installation did not complete", message=exc.message, status=502, retry=exc.retryable
+            request, title="Installation did not complete", message=exc.message, status=exc.status, retry=exc.retryable
         )
 
     token = signing.dumps({"installation": installation.pk}, salt=_SUCCESS_SALT)

@@ -18,6 +18,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipedrive_app.installations.models import Installation
 from pipedrive_app.webhooks.models import InboxEvent
 from tests.extensions.conftest import (  # noqa: F401 - fixtures
     ADMIN,
@@ -27,7 +28,7 @@ from tests.extensions.conftest import (  # noqa: F401 - fixtures
     make_token,
     seeded_company,
 )
-from tests.installations.conftest import install_user  # noqa: F401 - fixture
+from tests.installations.conftest import install_user, start_install  # noqa: F401 - fixture
 from tests.webhooks.conftest import basic, load_event, post_event, receiver_path, webhook_company  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -233,6 +234,30 @@ def test_fuzz_uninstall_notice(client, install_user, pipedrive, body, raw) -> No
     )
     TRIED["oauth/callback (DELETE)"] += 1
     assert response.status_code < 500, (payload[:200], response.content[:300])
+
+
+@_fuzz
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["code", "state", "error", "error_description", "extra"]),
+        st.one_of(_text, st.just("x" * 5000), st.just("²"), st.just("a\nb"), st.just("user_denied")),
+        max_size=4,
+    ),
+    with_state=st.booleans(),
+)
+def test_fuzz_oauth_callback(client, pipedrive, params, with_state) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The install callback's query, fuzzed (with or without a state this browser was issued): never a 5xx.
+
+    The codes here are none Pipedrive issued, so the answer is a 4xx (or the user_denied page), and
+    nothing is stored.
+    """
+    query = dict(params)
+    if with_state:
+        query["state"] = start_install(client)
+    response = client.get("/oauth/callback", query)
+    TRIED["oauth/callback (GET)"] += 1
+    assert response.status_code < 500, (query, response.content[:300])
+    assert not Installation.objects.exists()
 
 
 def test_zz_inputs_tried_per_endpoint(capsys) -> None:  # type: ignore[no-untyped-def]

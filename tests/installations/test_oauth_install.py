@@ -214,13 +214,36 @@ def test_missing_code_is_refused(client: Client, pipedrive) -> None:
 
 
 def test_code_rejected_by_token_endpoint(client: Client, pipedrive) -> None:
+    """A code the token endpoint refuses (invalid_grant) is the request's fault: 400, not "Pipedrive is down"."""
     response = client.get("/oauth/callback", {"code": "not-a-code-pipedrive-issued"})
 
-    assert response.status_code == 502
+    assert response.status_code == 400
     page = response.content.decode()
     assert "Start the installation again" in page
     _nothing_stored()
     assert pipedrive.grants == ["authorization_code"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["x" * 2049, "abc\ndef", "caf\u00e9", "\x00", "tab\there", "\u00b2"],
+    ids=["over-long", "newline", "non-ascii", "nul", "tab", "superscript"],
+)
+def test_malformed_code_is_400_before_any_call_and_keeps_the_state(client: Client, pipedrive, code) -> None:
+    """RFC 6749 A.11: a code is printable ASCII. Anything else is refused unsent, and the state survives."""
+    state = start_install(client)
+
+    response = client.get("/oauth/callback", {"code": code, "state": state})
+
+    assert response.status_code == 400
+    assert "not valid" in response.content.decode()
+    assert pipedrive.grants == []
+    _nothing_stored()
+    # The same state still completes an install with a real code afterwards.
+    pipedrive.add_company(1, name="A")
+    pipedrive.add_user(1, 2)
+    good = pipedrive.issue_code(1, 2, redirect_uri=settings.PIPEDRIVE_REDIRECT_URI)
+    assert client.get("/oauth/callback", {"code": good, "state": state}).status_code == 302
 
 
 @pytest.mark.parametrize(
