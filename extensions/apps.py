@@ -8,8 +8,8 @@ class ExtensionsConfig(AppConfig):
 
     def ready(self) -> None:
         # Uninstall purges the panels cached for the company (or the user who left).
-        from pipedrive_app.installations.services import register_company_cache_prefixes
+        from pipedrive_app.installations import signals
 
         from .selectors import panel_cache_prefixes
 
-        register_company_cache_prefixes(panel_cache_prefixes)
+        signals.company_cache_prefixes.connect(panel_cache_prefixes, dispatch_uid="extensions.panels")

@@ -24,6 +24,7 @@ from django.http import HttpRequest
 
 from pipedrive_app.core.parsing import id_or_none
 from pipedrive_app.installations.models import Company, Installation
+from pipedrive_app.installations.selectors import company_acting_installation
 
 logger = logging.getLogger(__name__)
 
@@ -291,12 +292,7 @@ def panel_context_resolve(
 def company_shared_installation(*, company: Company) -> Installation | None:
     """The installation that reads Pipedrive for a shared panel's non-installed viewers: an active
     one of the company, admins first (they see the most of the company's records), oldest first."""
-    return (
-        Installation.objects.select_related("company")
-        .filter(company=company, status=Installation.Status.ACTIVE)
-        .order_by("-is_admin", "pk")
-        .first()
-    )
+    return company_acting_installation(company_id=company.pk)
 
 
 def _selected_id(raw: Any) -> int | None:

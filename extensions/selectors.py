@@ -189,7 +189,9 @@ def _cache_key(panel: PanelContext, *parts: object) -> str:
     return ":".join(["extensions", str(panel.company.pk), str(panel.pipedrive_user_id), *map(str, parts)])
 
 
-def panel_cache_prefixes(company_pk: int, pipedrive_company_id: int, pipedrive_user_id: int | None) -> list[str]:
+def panel_cache_prefixes(
+    sender: object, *, company_pk: int, pipedrive_company_id: int, pipedrive_user_id: int | None, **kwargs: Any
+) -> list[str]:
     """What uninstall deletes: a user's cached panels and names, or all of the company's."""
     if pipedrive_user_id is not None:
         return [f"extensions:{company_pk}:{pipedrive_user_id}:"]

@@ -12,6 +12,6 @@ class HistoryConfig(AppConfig):
         register_history_handlers()
         # Uninstall purges the record names cached for the company.
         from pipedrive_app.history.references import name_cache_prefixes
-        from pipedrive_app.installations.services import register_company_cache_prefixes
+        from pipedrive_app.installations import signals
 
-        register_company_cache_prefixes(name_cache_prefixes)
+        signals.company_cache_prefixes.connect(name_cache_prefixes, dispatch_uid="history.names")

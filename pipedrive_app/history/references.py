@@ -22,10 +22,10 @@ from django.core.cache import cache
 from pipedrive_app.core.parsing import id_or_none
 from pipedrive_app.history.field_labels import TYPED_REFERENCE_KINDS
 from pipedrive_app.installations.models import Company, Installation
+from pipedrive_app.installations.selectors import company_acting_installation
 from pipedrive_app.installations.services import installation_client
 from pipedrive_app.pipedrive.client import PipedriveClient
 from pipedrive_app.pipedrive.errors import PipedriveError, PipedriveForbidden, PipedriveNotFound
-from pipedrive_app.webhooks.models import CompanyWebhookState
 from pipedrive_app.webhooks.payloads import Delivery
 
 logger = logging.getLogger(__name__)
@@ -157,29 +157,13 @@ def _stage_cache_key(pipedrive_company_id: int, stage_id: int) -> str:
     return f"history:stage-pipeline:{pipedrive_company_id}:{stage_id}"
 
 
-def name_cache_prefixes(company_pk: int, pipedrive_company_id: int, pipedrive_user_id: int | None) -> list[str]:
+def name_cache_prefixes(
+    sender: object, *, company_pk: int, pipedrive_company_id: int, pipedrive_user_id: int | None, **kwargs: Any
+) -> list[str]:
     """The company's cached names, deleted when it uninstalls (they are shared by its users)."""
     if pipedrive_user_id is not None:
         return []
     return [f"history:name:{pipedrive_company_id}:", f"history:stage-pipeline:{pipedrive_company_id}:"]
-
-
-def _lookup_installation(*, company_id: int) -> Installation | None:
-    """The webhook owner's installation (the one whose token created the subscriptions), else the
-    company's longest-installed active admin, else any active installation."""
-    owner = (
-        CompanyWebhookState.objects.filter(company_id=company_id, owner__status=Installation.Status.ACTIVE)
-        .values_list("owner_id", flat=True)
-        .first()
-    )
-    installations = Installation.objects.select_related("company").filter(
-        company_id=company_id, status=Installation.Status.ACTIVE
-    )
-    if owner is not None:
-        found = installations.filter(pk=owner).first()
-        if found is not None:
-            return found
-    return installations.order_by("-is_admin", "pk").first()
 
 
 def _installed_user_names(*, company_id: int, user_ids: set[int]) -> dict[int, str]:
@@ -205,7 +189,7 @@ class _Lookups:
         if self._unusable:
             return None
         if self._client is None or self._installation is None:
-            installation = _lookup_installation(company_id=self.company_id)
+            installation = company_acting_installation(company_id=self.company_id)
             if installation is None:
                 self._unusable = True
                 return None

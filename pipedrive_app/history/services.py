@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pipedrive_app.installations.models import CompanySettings, Installation
+from pipedrive_app.installations.selectors import company_acting_installation
 from pipedrive_app.installations.services import InstallationNotActive, installation_client
 from pipedrive_app.pipedrive.client import FIELD_ENDPOINTS
 from pipedrive_app.pipedrive.errors import (
@@ -78,22 +79,13 @@ def _refresh_allowed(*, company_id: int, entity: str) -> bool:
     return catalog.refreshed_at < timezone.now() - timedelta(seconds=settings.HISTORY_FIELDS_REFRESH_MIN_SECONDS)
 
 
-def _metadata_installation(*, company_id: int) -> Installation | None:
-    return (
-        Installation.objects.select_related("company")
-        .filter(company_id=company_id, status=Installation.Status.ACTIVE)
-        .order_by("-is_admin", "pk")
-        .first()
-    )
-
-
 def field_definitions_refresh(*, company_id: int, entity: str) -> int:
     """Fetch ``GET /api/v2/<entity>Fields`` (all pages) into the cache.
 
     Transient failures (5xx, 429) raise for the caller to retry; a refusal (403, no installation) is
     recorded and labels fall back to built-ins and "Custom field".
     """
-    installation = _metadata_installation(company_id=company_id)
+    installation = company_acting_installation(company_id=company_id)
     now = timezone.now()
     if installation is None:
         _catalog_save(company_id=company_id, entity=entity, refreshed_at=now, error="no active installation")

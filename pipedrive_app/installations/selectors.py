@@ -13,6 +13,35 @@ def installation_get(*, installation_id: int) -> Installation | None:
     return Installation.objects.select_related("company").filter(pk=installation_id).first()
 
 
+# --- which installation acts for a company ---------------------------------------------------------
+#
+# Background work (webhook subscriptions, record names, field metadata, a shared JSON panel's
+# non-installed viewers) calls Pipedrive with one of the company's installations' tokens. One policy,
+# here: an active installation; the one the caller already uses (``preferred_id``, e.g. the webhook
+# owner) first, then admins (they see the most of the company's records), then the oldest.
+
+
+def company_acting_installations(
+    *, company_id: int, preferred_id: int | None = None, admins_only: bool = False, scope: str | None = None
+) -> list[Installation]:
+    """The company's active installations in the order they should act; ``admins_only`` and
+    ``scope`` (an OAuth scope the token must carry) narrow the list."""
+    rows = Installation.objects.select_related("company").filter(
+        company_id=company_id, status=Installation.Status.ACTIVE
+    )
+    if admins_only:
+        rows = rows.filter(is_admin=True)
+    candidates = [row for row in rows if scope is None or row.has_scope(scope)]
+    candidates.sort(key=lambda row: (row.pk != preferred_id, not row.is_admin, row.pk))
+    return candidates
+
+
+def company_acting_installation(*, company_id: int, preferred_id: int | None = None) -> Installation | None:
+    """The installation that acts for the company in the background, or None if none is active."""
+    acting = company_acting_installations(company_id=company_id, preferred_id=preferred_id)
+    return acting[0] if acting else None
+
+
 @dataclass(frozen=True)
 class InstalledUser:
     """Who installed, as the development landing page lists them (never a token)."""

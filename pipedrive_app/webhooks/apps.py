@@ -6,12 +6,12 @@ class WebhooksConfig(AppConfig):
     label = "webhooks"
 
     def ready(self) -> None:
-        # Installations call these hooks (after commit); installations never imports webhooks.
-        from pipedrive_app.installations import services as installation_services
+        # Installations sends these signals; it never imports webhooks.
+        from pipedrive_app.installations import signals
 
         from . import hooks
 
-        installation_services.register_installation_activated_hook(hooks.on_installation_activated)
-        installation_services.register_company_settings_changed_hook(hooks.on_company_settings_changed)
-        installation_services.register_before_vendor_uninstall_hook(hooks.before_vendor_uninstall)
-        installation_services.register_installation_uninstalled_hook(hooks.on_installation_uninstalled)
+        signals.installation_activated.connect(hooks.on_installation_activated, dispatch_uid="webhooks.provision")
+        signals.company_settings_changed.connect(hooks.on_company_settings_changed, dispatch_uid="webhooks.settings")
+        signals.vendor_uninstall_starting.connect(hooks.before_vendor_uninstall, dispatch_uid="webhooks.release")
+        signals.installation_uninstalled.connect(hooks.on_installation_uninstalled, dispatch_uid="webhooks.reown")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Count, Q
 
-from pipedrive_app.installations.models import Company, CompanySettings, Installation
+from pipedrive_app.installations.models import Company, CompanySettings
 
 from .models import CompanyWebhookState, InboxEvent
 
@@ -69,20 +69,6 @@ def desired_subscriptions(*, company: Company, state: CompanyWebhookState) -> di
     if len(desired) > WEBHOOKS_PER_APP_USER:
         raise ValueError("more subscriptions than Pipedrive allows per app user")
     return desired
-
-
-def webhook_owner_candidates(*, company: Company, preferred_id: int | None = None) -> list[Installation]:
-    """Active installations that may manage webhooks (admin user, ``admin`` scope); the current
-    owner first, then the oldest."""
-    candidates = [
-        installation
-        for installation in Installation.objects.select_related("company")
-        .filter(company=company, status=Installation.Status.ACTIVE, is_admin=True)
-        .order_by("pk")
-        if installation.has_scope("admin")
-    ]
-    candidates.sort(key=lambda i: (i.pk != preferred_id, i.pk))
-    return candidates
 
 
 def inbox_counts(*, company_id: int | None = None) -> dict[str, int]:

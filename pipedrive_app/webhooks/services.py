@@ -30,6 +30,7 @@ from django.utils import timezone
 from pipedrive_app.core import locks
 from pipedrive_app.core.parsing import text_clean
 from pipedrive_app.installations.models import Company, Installation
+from pipedrive_app.installations.selectors import company_acting_installations
 from pipedrive_app.installations.services import InstallationNotActive, installation_client
 from pipedrive_app.metrics import instruments as metrics
 from pipedrive_app.pipedrive.errors import (
@@ -49,7 +50,6 @@ from .selectors import (
     DesiredSubscription,
     desired_subscriptions,
     subscription_url_prefix,
-    webhook_owner_candidates,
 )
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,10 @@ def _reconcile_once(*, company_id: int) -> ReconcileResult:
     state = CompanyWebhookState.objects.select_related("company").filter(company_id=company_id).first()
     if company is None or state is None:
         return ReconcileResult(status="gone")
-    candidates = webhook_owner_candidates(company=company, preferred_id=state.owner_id)
+    # Webhooks need an admin's token with the admin scope; the current owner keeps them if it can.
+    candidates = company_acting_installations(
+        company_id=company.pk, preferred_id=state.owner_id, admins_only=True, scope="admin"
+    )
     if not candidates:
         reason = "No active admin installation with the admin scope: an admin of the company must install the app."
         return _state_unavailable(company_id, reason)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from pipedrive_app.installations import services as installation_services
+from pipedrive_app.installations import signals
 from pipedrive_app.installations.models import CompanySettings
 
 from .conftest import ADMIN, COMPANY, OTHER_COMPANY, OUTSIDER, REGULAR, make_token, panel_query
@@ -23,10 +25,16 @@ def _save(app_client, *, token: str, **body):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def reconciled(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+def reconciled() -> Iterator[list[int]]:
+    """The companies whose settings-changed signal was sent (the webhooks app's receiver runs too)."""
     calls: list[int] = []
-    monkeypatch.setattr(installation_services, "_settings_changed_hooks", [calls.append])
-    return calls
+
+    def receiver(sender: object, *, company_id: int, **kwargs: object) -> None:
+        calls.append(company_id)
+
+    signals.company_settings_changed.connect(receiver, dispatch_uid="test.reconciled")
+    yield calls
+    signals.company_settings_changed.disconnect(dispatch_uid="test.reconciled")
 
 
 def test_admin_sees_editable_settings(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
@@ -57,7 +65,7 @@ def test_a_viewer_without_installation_gets_the_install_state(client, seeded_com
 
 
 def test_admin_saves_and_webhooks_are_reconciled(
-    app_client, seeded_company, reconciled, django_capture_on_commit_callbacks
+    app_client, pipedrive, seeded_company, reconciled, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
     world = seeded_company()
     with django_capture_on_commit_callbacks(execute=True):
@@ -81,6 +89,9 @@ def test_admin_saves_and_webhooks_are_reconciled(
     assert row.tracked_entities == ["deal", "person", "note"] and row.history_retention_days == 30
     assert row.updated_by_user_id == ADMIN
     assert reconciled == [world["installations"][ADMIN].company_id]
+    # The webhooks app's receiver reconciled at Pipedrive: the newly tracked notes are subscribed.
+    subscribed = {w["event_object"] for w in pipedrive.company_webhooks(COMPANY)}
+    assert "note" in subscribed and {"deal", "person"} <= subscribed
 
 
 def test_non_admin_and_outsider_cannot_save(app_client, seeded_company, reconciled) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipedrive_app.installations import services
+from pipedrive_app.installations import signals
 from pipedrive_app.installations.models import CompanySettings
 from pipedrive_app.installations.services import InvalidSettings, company_settings_update
 
@@ -21,7 +21,11 @@ def test_admin_saves_settings_and_hooks_run_after_commit(
 ) -> None:
     admin = install_user(1001, 501, is_admin=True)
     seen: list[int] = []
-    services.register_company_settings_changed_hook(seen.append)
+
+    def receiver(sender: object, *, company_id: int, **kwargs: object) -> None:
+        seen.append(company_id)
+
+    signals.company_settings_changed.connect(receiver, dispatch_uid="test.seen")
     try:
         with django_capture_on_commit_callbacks(execute=True):
             row = company_settings_update(
@@ -31,7 +35,7 @@ def test_admin_saves_settings_and_hooks_run_after_commit(
                 updated_by=admin,
             )
     finally:
-        services._settings_changed_hooks.remove(seen.append)
+        signals.company_settings_changed.disconnect(dispatch_uid="test.seen")
     assert row.tracked_entities == ["deal", "person", "activity"]  # canonical order
     assert row.history_retention_days == 30 and row.updated_by_user_id == 501
     assert seen == [admin.company_id]

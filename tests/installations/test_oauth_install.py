@@ -10,7 +10,7 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from pipedrive_app.installations import services
+from pipedrive_app.installations import signals
 from pipedrive_app.installations.models import Company, Installation, LifecycleEvent, OAuthState
 
 from .conftest import start_install
@@ -330,11 +330,15 @@ def test_activation_hook_runs_once_on_commit(
     client: Client, pipedrive, install_user, django_capture_on_commit_callbacks
 ) -> None:
     seen: list[int] = []
-    services.register_installation_activated_hook(seen.append)
+
+    def receiver(sender: object, *, installation_id: int, **kwargs: object) -> None:
+        seen.append(installation_id)
+
+    signals.installation_activated.connect(receiver, dispatch_uid="test.seen")
     try:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             installation = install_user()
     finally:
-        services._activation_hooks.remove(seen.append)
+        signals.installation_activated.disconnect(dispatch_uid="test.seen")
     assert seen == [installation.pk]
     assert len(callbacks) == 1
