@@ -130,7 +130,7 @@ def json_panel_response(
     """Status and body for a panel outcome."""
     resource = panel.resource or "record"
     if data.state == PanelState.READY and isinstance(data.facts, DealFacts):
-        return 200, deal_json_panel(data.facts, history or PanelHistory(available=False, tracked=False))
+        return 200, deal_json_panel(data.facts, history or PanelHistory(tracked=False))
     if data.state == PanelState.READY and isinstance(data.facts, PersonFacts):
         return 200, person_json_panel(data.facts)
     if data.state == PanelState.READY and isinstance(data.facts, OrganizationFacts):

@@ -20,15 +20,13 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
-from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
-from django.utils import formats, timezone, translation
+from django.utils import timezone, translation
 
-from pipedrive_app.history.field_labels import temporal_value
+from pipedrive_app.history.selectors import history_high_water, record_history, records_change_mark
 from pipedrive_app.installations.models import CompanySettings, Installation
 from pipedrive_app.installations.services import InstallationNotActive, NeedsReauth, TokenRefreshFailed
 from pipedrive_app.pipedrive.client import PipedriveClient
@@ -42,6 +40,7 @@ from pipedrive_app.pipedrive.errors import (
 from pipedrive_app.pipedrive.types import ContactPoint, Deal, Organization, Person
 
 from .concurrent_calls import CallOutcome, calls_run
+from .formatting import viewer_datetime, viewer_language, viewer_value_display, viewer_zone
 from .panel_auth import PanelContext
 from .viewer_client import viewer_client
 
@@ -160,7 +159,6 @@ class HistoryRow:
 
 @dataclass(frozen=True)
 class PanelHistory:
-    available: bool  # False until the history store exists
     tracked: bool  # whether the company tracks this entity at all
     rows: tuple[HistoryRow, ...] = field(default_factory=tuple)
 
@@ -246,20 +244,12 @@ def _records_shown(facts: Facts | None) -> tuple[Record, ...]:
 
 def _records_mark(panel: PanelContext, records: tuple[Record, ...], *, up_to: int | None = None) -> str:
     """One indexed query (history) and one cache read (touch tokens)."""
-    history = 0
-    if apps.is_installed("pipedrive_app.history"):
-        from pipedrive_app.history.selectors import records_change_mark
-
-        history = records_change_mark(company_id=panel.company.pk, records=records, up_to=up_to)
+    history = records_change_mark(company_id=panel.company.pk, records=records, up_to=up_to)
     touched = cache.get_many([_touch_key(panel.company.pk, e, i) for e, i in records])
     return f"{history}|" + ",".join(f"{key}={value}" for key, value in sorted(touched.items()))
 
 
 def _history_high_water() -> int | None:
-    if not apps.is_installed("pipedrive_app.history"):
-        return None
-    from pipedrive_app.history.selectors import history_high_water
-
     return history_high_water()
 
 
@@ -595,60 +585,12 @@ def organization_panel_get(*, panel: PanelContext) -> PanelData:
 # --- history ----------------------------------------------------------------------------------------
 
 
-def viewer_zone(panel: PanelContext) -> ZoneInfo:
-    try:
-        return ZoneInfo(panel.timezone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def viewer_language(panel: PanelContext) -> str:
-    """Pipedrive locales look like ``en_US``/``de_DE``; Django's formats want ``en-us``/``de``."""
-    return translation.to_language(panel.locale or "en_US")
-
-
-def history_source() -> Callable[..., list[Any]] | None:
-    """``pipedrive_app.history.selectors.record_history`` when the history app is installed.
-
-    ``company_id`` there is the app's Company primary key. Panels work (without a history) when the
-    history store is not part of the deployment.
-    """
-    if not apps.is_installed("pipedrive_app.history"):
-        return None
-    from pipedrive_app.history.selectors import record_history
-
-    return record_history
-
-
-def viewer_datetime(moment: datetime, panel: PanelContext) -> str:
-    """A point in time as the viewer reads it: their timezone, their locale's short format.
-
-    Call inside ``translation.override(viewer_language(panel))`` for the locale's format."""
-    return formats.date_format(moment.astimezone(viewer_zone(panel)), "SHORT_DATETIME_FORMAT")
-
-
-def viewer_value_display(value: Any, stored: str, panel: PanelContext) -> str:
-    """A history value for this viewer: dates and times in their timezone and locale (the stored
-    display keeps Pipedrive's ISO text, which is the same for every viewer), anything else as stored.
-
-    A date is a calendar day and is never shifted by a timezone."""
-    moment = temporal_value(value)
-    if isinstance(moment, datetime):
-        return viewer_datetime(moment, panel)
-    if isinstance(moment, date):
-        return formats.date_format(moment, "DATE_FORMAT")
-    return stored
-
-
 def panel_history_get(*, panel: PanelContext, entity: str, entity_id: int, limit: int = 50) -> PanelHistory:
     company_settings = CompanySettings.objects.filter(company=panel.company).first()
     tracked_entities = (
         company_settings.tracked_entities if company_settings else list(CompanySettings.DEFAULT_TRACKED_ENTITIES)
     )
     tracked = entity in tracked_entities
-    record_history = history_source()
-    if record_history is None:
-        return PanelHistory(available=False, tracked=tracked)
     entries = record_history(company_id=panel.company.pk, entity=entity, entity_id=entity_id, limit=limit)
     zone = viewer_zone(panel)
     with translation.override(viewer_language(panel)):
@@ -665,7 +607,7 @@ def panel_history_get(*, panel: PanelContext, entity: str, entity_id: int, limit
             )
             for entry in entries
         )
-    return PanelHistory(available=True, tracked=tracked, rows=rows)
+    return PanelHistory(tracked=tracked, rows=rows)
 
 
 def company_settings_for_panel(*, panel: PanelContext) -> CompanySettings:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from pipedrive_app.core.parsing import id_or_none
+from pipedrive_app.history.models import ChangeRecord
 from pipedrive_app.installations.models import Company, CompanySettings, Installation, LifecycleEvent
 from pipedrive_app.webhooks.models import CompanyWebhookState, InboxEvent, Subscription
 
@@ -186,12 +187,6 @@ def company_get(*, company_id: int) -> Company | None:
 
 
 def _history_counts(*, company: Company) -> dict[str, int]:
-    from django.apps import apps
-
-    if not apps.is_installed("pipedrive_app.history"):
-        return {}
-    from pipedrive_app.history.models import ChangeRecord
-
     rows = ChangeRecord.objects.filter(company=company).order_by().values("entity").annotate(n=Count("pk"))
     return {row["entity"]: row["n"] for row in rows}
 

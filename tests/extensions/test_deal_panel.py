@@ -236,46 +236,36 @@ def test_headers_let_pipedrive_frame_panels_and_nothing_else(client, seeded_comp
     assert json_response["X-Frame-Options"] == "DENY"
 
 
-def test_history_is_shown_in_the_viewers_timezone_and_locale(client, seeded_company, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_history_is_shown_in_the_viewers_timezone_and_locale(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+    from pipedrive_app.history.models import ChangeRecord
+
     world = seeded_company()
     Installation.objects.filter(pipedrive_user_id=ADMIN).update(locale="de_DE", timezone_name="Europe/Berlin")
-    calls = []
-
-    class Entry:
-        def __init__(self, **kw):  # type: ignore[no-untyped-def]
-            self.__dict__.update(kw)
-
-    def fake_history(*, company_id: int, entity: str, entity_id: int, limit: int = 50):  # type: ignore[no-untyped-def]
-        calls.append((company_id, entity, entity_id, limit))
-        base = dict(field_key="", actor_user_id=ADMIN, change_source="app")
-        return [
-            Entry(
-                kind="changed",
-                field_key="stage_id",
-                field_label="Stage",
-                old_display="Qualified",
-                new_display="Proposal made",
-                occurred_at=datetime(2026, 1, 15, 22, 30, tzinfo=UTC),
-                actor_name="Ann Admin",
-                **{k: v for k, v in base.items() if k != "field_key"},
-            ),
-            Entry(
-                kind="created",
-                field_label="",
-                old_display="",
-                new_display="",
-                occurred_at=datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
-                actor_name=None,
-                **base,
-            ),
-        ]
-
-    monkeypatch.setattr(selectors, "history_source", lambda: fake_history)
+    company_pk = Installation.objects.get(pipedrive_user_id=ADMIN).company_id
+    common = {"company_id": company_pk, "entity": "deal", "entity_id": world["deal"]["id"], "change_source": "app"}
+    ChangeRecord.objects.create(
+        kind="changed",
+        field_key="stage_id",
+        field_label="Stage",
+        old_display="Qualified",
+        new_display="Proposal made",
+        occurred_at=datetime(2026, 1, 15, 22, 30, tzinfo=UTC),
+        actor_user_id=ADMIN,
+        actor_name="Ann Admin",
+        event_key="e-stage",
+        **common,
+    )
+    ChangeRecord.objects.create(
+        kind="created",
+        occurred_at=datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
+        actor_user_id=ADMIN,
+        actor_name="",
+        event_key="e-create",
+        **common,
+    )
 
     html = _deal_page(client, world["deal"]["id"]).content.decode()
 
-    company_pk = Installation.objects.get(pipedrive_user_id=ADMIN).company_id
-    assert calls == [(company_pk, "deal", world["deal"]["id"], 50)]
     assert "<strong>Stage</strong>" in html and "Qualified" in html and "Proposal made" in html
     # 22:30 UTC is 23:30 in Berlin, written the German way (day.month.year).
     assert "15.01.2026 23:30" in html

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.apps import apps
 
 from pipedrive_app.installations.models import Installation
 
@@ -13,7 +12,6 @@ from .conftest import ADMIN, panel_query
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.skipif(not apps.is_installed("pipedrive_app.history"), reason="history app not installed"),
 ]
 
 
