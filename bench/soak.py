@@ -35,7 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.webhooks import load_harness as harness  # noqa: E402
+from bench import harness  # noqa: E402
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "180"))
 EDITS_PER_SECOND = float(os.environ.get("SOAK_EDITS_PER_SECOND", "3"))
@@ -290,24 +290,21 @@ def main() -> int:
         django.setup()
         from pipedrive_app.history.models import ChangeRecord
         from pipedrive_app.webhooks.models import InboxEvent
-        from sandbox.models import ChangeEvent, SandboxCompany, SandboxUser, WebhookDelivery
+        from sandbox import selectors as sandbox_selectors  # the sandbox's public reads
 
-        acme = SandboxCompany.objects.get(domain="acme")
-        users = list(SandboxUser.objects.filter(company=acme).order_by("pk"))
+        acme = sandbox_selectors.company_by_domain(domain="acme")
+        if acme is None:
+            raise RuntimeError("the sandbox has no company 'acme': was sandbox_seed run?")
+        users = sandbox_selectors.company_users(company=acme)
         admin, regular = users[0], users[1]
-        deals = list(acme.deals.values_list("pk", flat=True)) if hasattr(acme, "deals") else []
-        if not deals:
-            from sandbox.models import Deal
-
-            deals = list(Deal.objects.filter(company=acme).values_list("pk", flat=True))
+        deals = list(sandbox_selectors.company_deals(company=acme).values_list("pk", flat=True))
         stats = Stats()
         install(base, admin.pk, stats)  # the admin's install provisions the webhooks
         if stats.errors.get("install"):
             raise RuntimeError(f"first install failed: {stats.errors['install']}\n" + children["web"].tail())
-        from sandbox.models import Webhook
-
         # The reconcile task on the pipedrive worker creates the subscriptions.
-        if not harness.wait_for(lambda: Webhook.objects.filter(company=acme, is_active=True).exists(), 60):
+        client_id = env["PIPEDRIVE_CLIENT_ID"]
+        if not harness.wait_for(lambda: bool(sandbox_selectors.app_webhooks(company=acme, client_id=client_id)), 60):
             raise RuntimeError("no webhook subscription was created:\n" + children["worker-pipedrive"].tail())
         install(base, regular.pk, stats)
         started_at = django.utils.timezone.now()
@@ -349,33 +346,28 @@ def main() -> int:
             thread.join(60)
         load_seconds = time.monotonic() - t0
 
-        changes = ChangeEvent.objects.filter(company=acme, entity="deal", occurred_at__gte=started_at)
-
         def expected_ids() -> set[str]:
             """Events the app acknowledged (a delivery answered 2xx): it owns them from then on."""
-            acked = changes.filter(deliveries__status=WebhookDelivery.Status.SUCCEEDED)
-            return {f"v2:{e}" for e in acked.values_list("event_id", flat=True).distinct()}
+            figures = sandbox_selectors.delivery_figures(company=acme, entity="deal", since=started_at)
+            return set(figures.acknowledged_event_ids)
 
         def processed_ids() -> set[str]:
-            return set(
-                InboxEvent.objects.filter(status=InboxEvent.Status.PROCESSED, entity="deal").values_list(
-                    "dedup_key", flat=True
-                )
+            """``meta.id`` of the events processed: a v2 inbox key is ``v2:<meta.id>:<digest>``."""
+            keys = InboxEvent.objects.filter(status=InboxEvent.Status.PROCESSED, entity="deal").values_list(
+                "dedup_key", flat=True
             )
+            return {key.split(":")[1] for key in keys if key.startswith("v2:")}
 
         catch_up = time.monotonic()
         harness.wait_for(lambda: expected_ids() <= processed_ids(), 240, 2)
         catch_up = time.monotonic() - catch_up
         expected, processed = expected_ids(), processed_ids()
         lost = expected - processed
-        deliveries = dict(
-            WebhookDelivery.objects.filter(event__company=acme, created_at__gte=started_at)
-            .values_list("status")
-            .annotate(n=django.db.models.Count("pk"))
-        )
+        figures = sandbox_selectors.delivery_figures(company=acme, entity="deal", since=started_at)
+        deliveries = figures.deliveries_by_status
         dead = InboxEvent.objects.filter(status=InboxEvent.Status.DEAD).count()
-        all_changes = changes.count()
-        never_sent = changes.filter(deliveries__isnull=True).count()
+        all_changes = figures.changes
+        never_sent = figures.never_sent
         history_rows = ChangeRecord.objects.filter(entity="deal", field_key="value").count()
     finally:
         for child in children.values():

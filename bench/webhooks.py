@@ -31,7 +31,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.webhooks import load_harness as harness  # noqa: E402  (process helpers, no test code)
+from bench import harness  # noqa: E402  (process helpers, no test code)
 
 
 def _percentile(values: list[float], share: float) -> float:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from .facts import cursor, validation
 from .facts.validation import InvalidQuery
@@ -331,3 +332,29 @@ def deliveries_recent(*, limit: int = 100) -> list[WebhookDelivery]:
 
 def events_recent(*, company: SandboxCompany, limit: int = 20) -> list[ChangeEvent]:
     return list(ChangeEvent.objects.filter(company=company).order_by("-pk")[:limit])
+
+
+@dataclass(frozen=True)
+class DeliveryFigures:
+    """What the sandbox sent a company's app since a moment: for load and fault runs (bench/soak.py)."""
+
+    changes: int  # change events of the entity
+    never_sent: int  # of those, events no webhook delivery was made for (no subscription matched)
+    acknowledged_event_ids: frozenset[str]  # events a delivery of which the app answered 2xx
+    deliveries_by_status: dict[str, int]
+
+
+def delivery_figures(*, company: SandboxCompany, entity: str, since: datetime) -> DeliveryFigures:
+    changes = ChangeEvent.objects.filter(company=company, entity=entity, occurred_at__gte=since)
+    acked = changes.filter(deliveries__status=WebhookDelivery.Status.SUCCEEDED)
+    by_status = (
+        WebhookDelivery.objects.filter(event__company=company, created_at__gte=since)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+    )
+    return DeliveryFigures(
+        changes=changes.count(),
+        never_sent=changes.filter(deliveries__isnull=True).count(),
+        acknowledged_event_ids=frozenset(str(e) for e in acked.values_list("event_id", flat=True).distinct()),
+        deliveries_by_status={status: n for status, n in by_status},
+    )

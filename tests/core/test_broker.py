@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from kombu import Connection, Consumer, Exchange, Queue
 
-from tests.webhooks.load_harness import PrivateRedis
+from bench.harness import PrivateRedis
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from tests.webhooks import load_harness as harness
+from bench import harness
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from bench.harness import private_queue_env
 from pipedrive_app.installations import tasks
 from pipedrive_app.installations.models import Installation
-from tests.webhooks.load_harness import private_queue_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,10 +18,10 @@ import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from bench import harness
 from pipedrive_app.installations.models import Company
 from pipedrive_app.webhooks.models import InboxEvent
 from pipedrive_app.webhooks.services import webhook_state_get_or_create
-from tests.webhooks import load_harness as harness
 from tests.webhooks.conftest import basic, load_event
 
 from .conftest import parse, value

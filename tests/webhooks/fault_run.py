@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from tests.webhooks import load_harness as harness
+from bench import harness
 
 # Deliveries per second: well under what one worker processes, so that the figures measure the
 # recovery, not a backlog (on a busy machine, lower it).

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from django.db.models import Count, Max, Sum
 
+from bench import harness
 from pipedrive_app.celery import app as celery_app
 from pipedrive_app.history.models import ChangeRecord, FieldValueState
 from pipedrive_app.installations.models import Company
 from pipedrive_app.webhooks.models import CompanyWebhookState, InboxEvent
 from pipedrive_app.webhooks.services import webhook_state_get_or_create
-from tests.webhooks import load_harness as harness
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
