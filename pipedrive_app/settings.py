@@ -47,6 +47,12 @@ SECRET_KEY = _required("SECRET_KEY", "dev-only-insecure-secret-key-do-not-use-in
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 APP_BASE_URL = env.str("APP_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
+# The sandbox (a local Pipedrive stand-in, sandbox/README.md): on for `make run` and the test suite,
+# off otherwise; its own settings are in the "Sandbox" section below.
+PIPEDRIVE_SANDBOX = env.bool("PIPEDRIVE_SANDBOX", default=TESTING)
+PIPEDRIVE_SANDBOX_FORCE = env.bool("PIPEDRIVE_SANDBOX_FORCE", default=False)
+
+# Every app, in one list. The dashboard comes before allauth: its templates override allauth's.
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -62,6 +68,11 @@ INSTALLED_APPS = [
     "pipedrive_app.metrics",
     "csp",
     "extensions",
+    *(["sandbox"] if PIPEDRIVE_SANDBOX else []),
+    "pipedrive_app.dashboard",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
 ]
 
 MIDDLEWARE = [
@@ -75,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
 ]
 
 ROOT_URLCONF = "pipedrive_app.urls"
@@ -346,17 +358,21 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 # --- Sandbox: the local Pipedrive stand-in (sandbox/README.md) ------------------------------------
-# On for `make run` and the test suite, off otherwise; it has its own database alias so that its
-# writes never wait for SQLite's writer lock, which the app holds while it refreshes a token.
-PIPEDRIVE_SANDBOX = env.bool("PIPEDRIVE_SANDBOX", default=TESTING)
-PIPEDRIVE_SANDBOX_FORCE = env.bool("PIPEDRIVE_SANDBOX_FORCE", default=False)
+# It has its own database alias so that its writes never wait for SQLite's writer lock, which the
+# app holds while it refreshes a token. Unset knobs (None) take Pipedrive's documented values
+# (sandbox/facts/limits.py, sandbox/facts/scopes.py).
+SANDBOX_ACCESS_TOKEN_LIFETIME = env.int("SANDBOX_ACCESS_TOKEN_LIFETIME", default=None)
+SANDBOX_APP_SCOPES = env.str("SANDBOX_APP_SCOPES", default=None)
+SANDBOX_BURST_LIMIT = env.int("SANDBOX_BURST_LIMIT", default=None)
+SANDBOX_BURST_WINDOW_SECONDS = env.float("SANDBOX_BURST_WINDOW_SECONDS", default=None)
+SANDBOX_DAILY_BUDGET = env.int("SANDBOX_DAILY_BUDGET", default=None)
+SANDBOX_WEBHOOK_DELAY_SCALE = env.float("SANDBOX_WEBHOOK_DELAY_SCALE", default=1.0)
 if PIPEDRIVE_SANDBOX:
     if not (DEBUG or TESTING or PIPEDRIVE_SANDBOX_FORCE):
         raise ImproperlyConfigured(
             "PIPEDRIVE_SANDBOX is on while DEBUG is off. The sandbox is a development stand-in for "
             "Pipedrive; set PIPEDRIVE_SANDBOX_FORCE=on if you really mean to serve it."
         )
-    INSTALLED_APPS.append("sandbox")
     DATABASES["sandbox"] = env.db("SANDBOX_DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'sandbox.sqlite3'}")
     if DATABASES["sandbox"]["ENGINE"] == "django.db.backends.sqlite3":
         DATABASES["sandbox"].setdefault("OPTIONS", {}).update(
@@ -380,8 +396,6 @@ if not TOKEN_ENCRYPTION_KEYS:
 
 # --- Operators' dashboard: staff sign-in with django-allauth + TOTP (begin) ------------------------
 # The dashboard's templates override allauth's, so the dashboard app comes before allauth.
-INSTALLED_APPS += ["pipedrive_app.dashboard", "allauth", "allauth.account", "allauth.mfa"]
-MIDDLEWARE.append("allauth.account.middleware.AccountMiddleware")
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",

@@ -1,11 +1,10 @@
-"""The sandbox's own knobs, read from Django settings (or the environment) with demo-friendly defaults.
+"""The sandbox's own knobs, from Django settings (``SANDBOX_*`` in ``pipedrive_app/settings.py``, read
+from the environment there like every other setting), with Pipedrive's documented values as defaults.
 
 Read at call time, not import time, so tests can change them with pytest-django's ``settings``.
 """
 
 from __future__ import annotations
-
-import os
 
 from django.conf import settings
 
@@ -25,38 +24,37 @@ WEBHOOK_REMOVE_AFTER_DAYS = limits.WEBHOOK_REMOVE_AFTER_DAYS
 RESERVED_DOMAINS = frozenset({"oauth", "marketplace", "webhooks", "static", "api", "companies"})
 
 
-def _setting(name: str, default: object) -> object:
-    if hasattr(settings, name):
-        return getattr(settings, name)
-    return os.environ.get(name, default)
-
-
 def access_token_lifetime() -> int:
     """Seconds an access token lives (Pipedrive: 3599); shorten it to watch a refresh happen."""
-    return int(_setting("SANDBOX_ACCESS_TOKEN_LIFETIME", limits.ACCESS_TOKEN_LIFETIME_SECONDS))  # type: ignore[call-overload]
+    value = settings.SANDBOX_ACCESS_TOKEN_LIFETIME
+    return limits.ACCESS_TOKEN_LIFETIME_SECONDS if value is None else int(value)
 
 
 def app_scopes() -> list[str]:
     """The scopes of the one registered app, fixed as in Developer Hub."""
-    return scopes.parse(str(_setting("SANDBOX_APP_SCOPES", scopes.APP_SCOPES)))
+    value = settings.SANDBOX_APP_SCOPES
+    return scopes.parse(scopes.APP_SCOPES if value is None else str(value))
 
 
 def burst_window_seconds() -> float:
     """Pipedrive's burst limit counts requests per token over a rolling 2-second window."""
-    return float(_setting("SANDBOX_BURST_WINDOW_SECONDS", limits.BURST_WINDOW_SECONDS))  # type: ignore[arg-type]
+    value = settings.SANDBOX_BURST_WINDOW_SECONDS
+    return float(limits.BURST_WINDOW_SECONDS if value is None else value)
 
 
 def default_burst_limit() -> int:
-    return int(_setting("SANDBOX_BURST_LIMIT", limits.BURST_LIMIT))  # type: ignore[call-overload]
+    value = settings.SANDBOX_BURST_LIMIT
+    return limits.BURST_LIMIT if value is None else int(value)
 
 
 def default_daily_budget() -> int:
-    return int(_setting("SANDBOX_DAILY_BUDGET", limits.DAILY_BUDGET))  # type: ignore[call-overload]
+    value = settings.SANDBOX_DAILY_BUDGET
+    return limits.DAILY_BUDGET if value is None else int(value)
 
 
 def webhook_delay_scale() -> float:
     """Multiplies the retry delays (3, 30, 150 s); tests use a small value, 0 retries at once."""
-    return float(_setting("SANDBOX_WEBHOOK_DELAY_SCALE", 1.0))  # type: ignore[arg-type]
+    return float(settings.SANDBOX_WEBHOOK_DELAY_SCALE)
 
 
 def client_id() -> str:

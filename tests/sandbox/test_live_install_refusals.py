@@ -70,11 +70,12 @@ def test_state_from_another_browser_is_refused(live_sandbox, browser, sandbox_wo
 
 
 def test_code_the_token_endpoint_rejects(live_sandbox, browser, sandbox_world) -> None:
+    """Pipedrive answers invalid_grant: the request was at fault (400), not Pipedrive (502)."""
     callback = _consent_redirect(live_sandbox, sandbox_world.acme_admin, browser)
 
     response = browser.get(_with(callback, code="not-a-code-the-sandbox-issued"), timeout=30)
 
-    assert response.status_code == 502 and "Start the installation again" in response.text
+    assert response.status_code == 400 and "Start the installation again" in response.text
     assert not Installation.objects.exists() and not Company.objects.exists()
 
 
