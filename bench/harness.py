@@ -122,24 +122,31 @@ def gunicorn(env: dict[str, str], log_dir: Path, *, workers: int = 2, threads: i
     return child, base
 
 
+def worker_argv(queue: str, *, pool: str, loglevel: str, concurrency: int | None = None) -> list[str]:
+    """A Celery worker of this project consuming ``queue`` only, without cluster chatter."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "pipedrive_app",
+        "worker",
+        f"--pool={pool}",
+        *([f"--concurrency={concurrency}"] if concurrency is not None else []),
+        "-Q",
+        queue,
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+
+
 def celery_worker(env: dict[str, str], queue: str, log_dir: Path, *, concurrency: int = 2) -> Child:
     return Child(
         "worker",
         [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "pipedrive_app",
-            "worker",
-            "--pool=prefork",
-            f"--concurrency={concurrency}",
-            "-Q",
-            queue,
-            f"--loglevel={env.get('LOG_LEVEL', 'WARNING')}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
+            *worker_argv(queue, pool="prefork", loglevel=env.get("LOG_LEVEL", "WARNING"), concurrency=concurrency),
             "--prefetch-multiplier=1",
             f"--hostname=w{uuid.uuid4().hex[:6]}@%h",
         ],

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness import worker_argv
 from pipedrive_app.core.request_id import bind_request_id, reset_request_id
 from tests.core import worker_log_tasks
 
@@ -39,24 +39,7 @@ def _worker_output(broker_url: str, pool: str, publish) -> str:  # type: ignore[
         "PYTHONPATH": str(ROOT),
     }
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "pipedrive_app",
-            "worker",
-            f"--pool={pool}",
-            "--concurrency=1",
-            "-Q",
-            queue,
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--include",
-            "tests.core.worker_log_tasks",
-        ],
+        [*worker_argv(queue, pool=pool, loglevel="INFO", concurrency=1), "--include", "tests.core.worker_log_tasks"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

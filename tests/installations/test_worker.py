@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from bench.harness import private_queue_env
+from bench.harness import private_queue_env, worker_argv
 from pipedrive_app.installations import tasks
 from pipedrive_app.installations.models import Installation
 
@@ -26,21 +25,7 @@ def celery_worker_process(postgres_only, broker_url: str, subprocess_env: dict[s
     # The worker's own fan-out goes to the same private queue.
     env = {**subprocess_env, "CELERY_BROKER_URL": broker_url, **private_queue_env(queue)}
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "pipedrive_app",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
+        worker_argv(queue, pool="solo", loglevel="INFO"),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
