@@ -367,6 +367,8 @@ SANDBOX_BURST_LIMIT = env.int("SANDBOX_BURST_LIMIT", default=None)
 SANDBOX_BURST_WINDOW_SECONDS = env.float("SANDBOX_BURST_WINDOW_SECONDS", default=None)
 SANDBOX_DAILY_BUDGET = env.int("SANDBOX_DAILY_BUDGET", default=None)
 SANDBOX_WEBHOOK_DELAY_SCALE = env.float("SANDBOX_WEBHOOK_DELAY_SCALE", default=1.0)
+# The app's name in the sandbox's Marketplace and consent page (Developer Hub's "App name").
+SANDBOX_APP_NAME = env.str("SANDBOX_APP_NAME", default="Record history")
 if PIPEDRIVE_SANDBOX:
     if not (DEBUG or TESTING or PIPEDRIVE_SANDBOX_FORCE):
         raise ImproperlyConfigured(

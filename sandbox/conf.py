@@ -57,6 +57,11 @@ def webhook_delay_scale() -> float:
     return float(settings.SANDBOX_WEBHOOK_DELAY_SCALE)
 
 
+def app_name() -> str:
+    """The registered app's name, as Developer Hub and the Marketplace show it."""
+    return str(settings.SANDBOX_APP_NAME)
+
+
 def client_id() -> str:
     return str(settings.PIPEDRIVE_CLIENT_ID)
 

@@ -58,6 +58,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         "redirect_uri": redirect_uri,
         "has_state": bool(state),
         "client_id": credentials.get("client_id"),
+        "app_name": conf.app_name(),
         "error": "",
     }
     if request.method == "GET":

@@ -143,6 +143,7 @@ def marketplace(request: HttpRequest) -> HttpResponse:
             "install_url": f"{settings.APP_BASE_URL}/oauth/install",
             "direct_install_url": direct_install_url(),
             "client_id": conf.client_id(),
+            "app_name": conf.app_name(),
             "callback_url": conf.callback_url(),
             "scopes": conf.app_scopes(),
         },
@@ -365,6 +366,7 @@ def installed_apps_page(request: HttpRequest, domain: str) -> HttpResponse:
             "installs": selectors.installed_apps(company=company),
             "callback_url": conf.callback_url(),
             "app_client_id": conf.client_id(),
+            "app_name": conf.app_name(),
         },
     )
 

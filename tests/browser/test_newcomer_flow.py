@@ -42,7 +42,7 @@ def _consent_and_allow(page: Any, user: Any, screenshot: Callable[[str], Any], n
     """On the sandbox's consent page: pick the company's user, then Allow."""
     from playwright.sync_api import expect
 
-    expect(page.locator("h1")).to_contain_text("Allow the app to access your Pipedrive account?")
+    expect(page.locator("h1")).to_contain_text("Allow Record history to access your Pipedrive account?")
     page.select_option("select#user_id", str(user.pk))
     screenshot(name)
     page.get_by_role("button", name="Allow and install").click()
@@ -70,10 +70,14 @@ def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbo
     page.locator("[data-link=marketplace]").click()
     page.wait_for_url(f"{live_sandbox.oauth_url}/marketplace/")
     expect(page.locator("h1")).to_have_text("Marketplace")
+    # The app is named, and a user sees one way to install it (the other is a developer option).
+    expect(page.locator("[data-app-name]")).to_have_text("Record history")
+    expect(page.locator("a.button:visible")).to_have_count(1)
+    expect(page.locator("[data-install]")).to_have_text("Install now")
     screenshot("newcomer-2-marketplace")
 
     # 3. Install: the app's /oauth/install makes a state and sends the browser to the consent page.
-    page.get_by_role("link", name="Install (app has an Installation URL)").click()
+    page.get_by_role("link", name="Install now").click()
     page.wait_for_url(f"{live_sandbox.oauth_url}/oauth/authorize?**")
     assert "state=" in page.url
     _consent_and_allow(page, user, screenshot, "newcomer-3-consent")
@@ -97,6 +101,17 @@ def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbo
     expect(page.locator("[data-no-installs]")).to_have_count(0)
     screenshot("newcomer-5-landing-installed")
 
+    # 5b. The admin's install made the app's webhooks; the sandbox's webhooks page lists them with their
+    # long URLs and still fits a 1366 px laptop screen (no sideways scrolling).
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"{live_sandbox.oauth_url}/webhooks/")
+    expect(page.locator("table").first).to_contain_text("/webhooks/pipedrive/")
+    expect(page.locator("th", has_text="When (UTC)")).to_have_count(1)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the webhooks page is {overflow} px wider than a 1366 px window"
+    screenshot("newcomer-5b-sandbox-webhooks-1366")
+    page.goto(f"{base}/")
+
     # 6. Step 3's link opens the company in the sandbox; a deal page frames the app's panel.
     page.locator(f"[data-link=company-{company.domain}]").click()
     page.wait_for_url(f"{live_sandbox.oauth_url}/{company.domain}/**")
@@ -117,7 +132,9 @@ def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbo
     page.wait_for_url(f"{live_sandbox.oauth_url}/{company.domain}/apps/")
     expect(page.locator("table")).to_contain_text(user.name)
     screenshot("newcomer-7-installed-apps")
-    page.get_by_role("button", name="Uninstall").click()
+    page.get_by_text("Uninstall…").click()  # asks first
+    expect(page.get_by_text(f"Uninstall Record history for {user.name}?")).to_be_visible()
+    page.get_by_role("button", name="Uninstall", exact=True).click()
     expect(page.locator(".messages")).to_contain_text("App uninstalled")
     screenshot("newcomer-8-uninstalled")
 
@@ -138,7 +155,8 @@ def test_install_without_an_installation_url(page, live_sandbox, sandbox_world, 
     user = sandbox_world.globex_regular
     page.goto(f"{live_sandbox.url}/")
     page.locator("[data-link=marketplace]").click()
-    page.get_by_role("link", name="Install (no Installation URL: straight to consent, no state)").click()
+    page.get_by_text("Developer options").click()
+    page.get_by_role("link", name="Install without an Installation URL").click()
     page.wait_for_url(f"{live_sandbox.oauth_url}/oauth/authorize?**")
     assert "state=" not in page.url
     _consent_and_allow(page, user, screenshot, "newcomer-nostate-1-consent")

@@ -29,7 +29,7 @@ SECRETS = {
 
 def _install(page: Any, live: Any, user: Any, screenshot: Any) -> None:
     page.goto(f"{live.oauth_url}/marketplace/")
-    page.get_by_role("link", name="Install (app has an Installation URL)").click()
+    page.get_by_role("link", name="Install now").click()
     page.wait_for_url(f"{live.oauth_url}/oauth/authorize?**")
     _consent_and_allow(page, user, screenshot, "sandbox-extensions-0-consent")
     page.wait_for_url("**/oauth/installed/**")
