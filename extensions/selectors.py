@@ -28,6 +28,7 @@ from django.utils import timezone, translation
 
 from pipedrive_app.history.selectors import history_high_water, record_history, records_change_mark
 from pipedrive_app.installations.models import CompanySettings, Installation
+from pipedrive_app.installations.selectors import company_hears_changes
 from pipedrive_app.installations.services import InstallationNotActive, NeedsReauth, TokenRefreshFailed
 from pipedrive_app.pipedrive.client import PipedriveClient
 from pipedrive_app.pipedrive.errors import (
@@ -160,6 +161,7 @@ class HistoryRow:
 @dataclass(frozen=True)
 class PanelHistory:
     tracked: bool  # whether the company tracks this entity at all
+    recording: bool = True  # False until an admin installs: without webhooks no change is recorded
     rows: tuple[HistoryRow, ...] = field(default_factory=tuple)
 
 
@@ -260,8 +262,11 @@ def _read_panel(panel: PanelContext, kind: str, build: Callable[[PipedriveClient
         return PanelData(PanelState.NOT_INSTALLED)
     if installation.status == Installation.Status.NEEDS_REAUTH:
         return PanelData(PanelState.NEEDS_REAUTH)
+    # Without webhooks (no admin has installed) nothing would tell a cached panel that its record
+    # changed: such a company's panels are read afresh every time.
+    cacheable = company_hears_changes(company_id=panel.company.pk)
     key = _cache_key(panel, kind, panel.selected_id)
-    cached = cache.get(key)
+    cached = cache.get(key) if cacheable else None
     if isinstance(cached, CachedPanel) and cached.mark == _records_mark(panel, cached.records):
         return cached.data
     # Taken before Pipedrive is read: an event processed while the panel is built is newer than the
@@ -278,9 +283,10 @@ def _read_panel(panel: PanelContext, kind: str, build: Callable[[PipedriveClient
         return _failure_state(exc)
     finally:
         client.close()
-    records = _records_shown(data.facts)
-    mark = _records_mark(panel, records, up_to=high_water)
-    cache.set(key, CachedPanel(data=data, records=records, mark=mark), settings.EXTENSIONS_PANEL_CACHE_SECONDS)
+    if cacheable:
+        records = _records_shown(data.facts)
+        mark = _records_mark(panel, records, up_to=high_water)
+        cache.set(key, CachedPanel(data=data, records=records, mark=mark), settings.EXTENSIONS_PANEL_CACHE_SECONDS)
     return data
 
 
@@ -607,7 +613,7 @@ def panel_history_get(*, panel: PanelContext, entity: str, entity_id: int, limit
             )
             for entry in entries
         )
-    return PanelHistory(tracked=tracked, rows=rows)
+    return PanelHistory(tracked=tracked, rows=rows, recording=company_hears_changes(company_id=panel.company.pk))
 
 
 def company_settings_for_panel(*, panel: PanelContext) -> CompanySettings:

@@ -36,6 +36,13 @@ def company_acting_installations(
     return candidates
 
 
+def company_hears_changes(*, company_id: int) -> bool:
+    """Whether Pipedrive can tell this app about the company's changes: webhooks need an active admin
+    installation with the ``admin`` scope. Until an admin installs, no change is recorded, and
+    nothing tells a cached panel that its record changed."""
+    return bool(company_acting_installations(company_id=company_id, admins_only=True, scope="admin"))
+
+
 def company_acting_installation(*, company_id: int, preferred_id: int | None = None) -> Installation | None:
     """The installation that acts for the company in the background, or None if none is active."""
     acting = company_acting_installations(company_id=company_id, preferred_id=preferred_id)
