@@ -32,6 +32,34 @@ logger = logging.getLogger(__name__)
 # Bookkeeping fields that change with every edit; a history line for them would be noise.
 IGNORED_FIELDS = frozenset({"update_time", "last_activity_id", "next_activity_id", "id", "company_id", "custom_fields"})
 
+# Fields Pipedrive sets itself as a consequence of a person's edit: "Last stage change" after a stage
+# move, "Won time" and "Deal closed on" when a deal is won, the weighted value after a value or stage
+# change. In an event that also changed a field a person edits, they are folded into that change
+# (no line of their own); alone in an event they are still recorded, never silently lost.
+SYSTEM_FOLLOW_UP_FIELDS: dict[str, frozenset[str]] = {
+    "deal": frozenset(
+        {
+            "stage_change_time",
+            "close_time",
+            "won_time",
+            "lost_time",
+            "first_won_time",
+            "weighted_value",
+            "weighted_value_currency",
+            "rotten_time",
+            "last_activity_date",
+            "next_activity_date",
+            "last_incoming_mail_time",
+            "last_outgoing_mail_time",
+        }
+    ),
+    "person": frozenset(
+        {"last_activity_date", "next_activity_date", "last_incoming_mail_time", "last_outgoing_mail_time"}
+    ),
+    "organization": frozenset({"last_activity_date", "next_activity_date"}),
+    "activity": frozenset({"marked_as_done_time"}),
+}
+
 
 # --- field definitions ----------------------------------------------------------------------------
 
@@ -137,7 +165,16 @@ def _catalog_save(*, company_id: int, entity: str, refreshed_at: datetime, error
 
 
 def field_changes(*, delivery: Delivery) -> list[tuple[str, Any, Any]]:
-    """(field key, old value, new value) for each field the event changed."""
+    """(field key, old value, new value) for each field the event changed, a person's edits only
+    when the event has any (see ``SYSTEM_FOLLOW_UP_FIELDS``)."""
+    changes = _changed_fields(delivery=delivery)
+    follow_ups = SYSTEM_FOLLOW_UP_FIELDS.get(delivery.entity, frozenset())
+    if any(key not in follow_ups for key, _, _ in changes):
+        changes = [change for change in changes if change[0] not in follow_ups]
+    return changes
+
+
+def _changed_fields(*, delivery: Delivery) -> list[tuple[str, Any, Any]]:
     data = delivery.data or {}
     previous = delivery.previous or {}
     changes: list[tuple[str, Any, Any]] = []

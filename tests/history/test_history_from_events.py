@@ -81,6 +81,32 @@ def test_v2_change_records_one_line_per_field_with_people_labels(installed, post
     assert len(pipedrive.requests_to("/api/v2/dealFields")) == 1
 
 
+def test_system_follow_ups_are_folded_into_the_edit_that_caused_them(installed, post_event) -> None:
+    """A deal won: Pipedrive also sets its won and close times; the history shows the status change."""
+    company, state = installed
+    event = load_event("deal.change", id="won-event")
+    event["data"].update(status="won", won_time="2025-03-02T10:15:00Z", close_time="2025-03-02T10:15:00Z")
+    event["previous"] = {
+        "status": "open",
+        "won_time": None,
+        "close_time": None,
+        "stage_change_time": "2025-03-01T09:00:00Z",
+        "update_time": "2025-03-01T09:00:00Z",
+    }
+    assert post_event(state, event).status_code == 200
+    assert set(_by_key(company)) == {"status"}
+
+
+def test_a_system_field_alone_in_an_event_is_still_recorded(installed, post_event) -> None:
+    company, state = installed
+    event = load_event("deal.change", id="close-time-only")
+    event["data"]["close_time"] = "2025-03-05T08:00:00Z"
+    event["previous"] = {"close_time": None}
+    assert post_event(state, event).status_code == 200
+    line = _by_key(company)["close_time"]
+    assert line.field_label == "Deal closed on" and line.old_display == ""
+
+
 def test_unknown_custom_key_refreshes_the_cache_and_unresolvable_is_never_a_hash(
     installed, post_event, pipedrive
 ) -> None:
