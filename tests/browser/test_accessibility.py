@@ -54,15 +54,19 @@ def test_panels_settings_and_states_have_no_serious_accessibility_violations(  #
     sandbox_world,
     theme,  # noqa: F811
 ) -> None:
-    from sandbox.models import Deal, Person
+    from sandbox.models import Deal, Organization, Person
 
     admin, regular = sandbox_world.acme_admin, sandbox_world.acme_regular
     _install(live_sandbox, admin)
     deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False, person__isnull=False).order_by("pk")[0]
     person = Person.objects.filter(company=sandbox_world.acme, is_deleted=False).order_by("pk")[0]
+    org = Organization.objects.filter(company=sandbox_world.acme).order_by("pk")[0]
     surfaces = {
         "deal-panel": _panel_url(page, live_sandbox, f"/sandbox/acme/deals/{deal.pk}/?as={admin.pk}", theme),
         "person-panel": _panel_url(page, live_sandbox, f"/sandbox/acme/persons/{person.pk}/?as={admin.pk}", theme),
+        "organization-panel": _panel_url(
+            page, live_sandbox, f"/sandbox/acme/organizations/{org.pk}/?as={admin.pk}", theme
+        ),
         "settings-page": _panel_url(page, live_sandbox, f"/sandbox/acme/apps/settings/?as={admin.pk}", theme),
         # A user of the company who has not installed: the install state.
         "state-not-installed": _panel_url(page, live_sandbox, f"/sandbox/acme/deals/{deal.pk}/?as={regular.pk}", theme),
