@@ -194,7 +194,7 @@ def _items(
         elif entry.actor_user_id:
             actor = gettext("User %(id)s") % {"id": entry.actor_user_id}
         else:
-            actor = gettext("Pipedrive")
+            actor = "Pipedrive"  # no user: an automation or integration of Pipedrive
         view = REDIRECT_VIEWS.get(row.entity)
         items.append(
             {

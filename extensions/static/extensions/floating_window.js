@@ -123,7 +123,7 @@
     }
     li.appendChild(what);
     var meta = el("div", "fw-meta muted");
-    meta.appendChild(el("span", "fw-actor", text("by", "by %(actor)s").replace("%(actor)s", item.actor)));
+    meta.appendChild(el("span", "fw-actor", text("by", "by {actor}").replace("{actor}", item.actor)));
     meta.appendChild(document.createTextNode(" \u00b7 "));
     var when = el("time", "", item.when);
     when.setAttribute("datetime", item.when_iso);
@@ -160,7 +160,7 @@
     } else if (fresh === 1) {
       setStatus(text("new-one", "1 new change."));
     } else if (fresh > 1) {
-      setStatus(text("new-many", "%(count)s new changes.").replace("%(count)s", String(fresh)));
+      setStatus(text("new-many", "{count} new changes.").replace("{count}", String(fresh)));
     } else {
       setStatus(text("updated", "Up to date."));
     }
