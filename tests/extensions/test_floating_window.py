@@ -69,7 +69,7 @@ def company(install_user) -> Company:  # type: ignore[no-untyped-def]
 # --- the owner each history row keeps -------------------------------------------------------------------
 
 
-def test_history_rows_keep_the_record_owner_the_event_carried(company, post_event, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_history_rows_keep_the_record_owner_the_event_carried(company, post_event, pipedrive) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     pipedrive.add_pipeline(COMPANY, id=1, name="Sales pipeline")
     pipedrive.add_stage(COMPANY, id=2, name="Qualified", pipeline_id=1)
     pipedrive.add_stage(COMPANY, id=3, name="Proposal made", pipeline_id=1)
@@ -93,7 +93,7 @@ def test_history_rows_keep_the_record_owner_the_event_carried(company, post_even
     assert owners_of_new_rows(other_owner) == {REGULAR}
 
 
-def test_a_delete_keeps_the_owner_from_the_previous_record(company, post_event) -> None:  # type: ignore[no-untyped-def]
+def test_a_delete_keeps_the_owner_from_the_previous_record(company, post_event) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     state = webhook_state_get_or_create(company=company)
     payload = load_event("deal.delete")
     owner = payload["data"]["owner_id"] if payload.get("data") else payload["previous"]["owner_id"]
