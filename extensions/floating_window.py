@@ -178,9 +178,7 @@ ENTITY_NOUNS = {
 }
 
 
-def _items(
-    rows: list[history.FeedEntry], titles: dict[tuple[str, str], str], panel: PanelContext
-) -> list[dict[str, Any]]:
+def _items(rows: list[history.FeedEntry], panel: PanelContext) -> list[dict[str, Any]]:
     zone = viewer_zone(panel)
     items = []
     for row in rows:
@@ -202,7 +200,7 @@ def _items(
                 "entity": row.entity,
                 "entity_id": row.entity_id,
                 "entity_label": noun,
-                "record": titles.get((row.entity, row.entity_id)) or f"{noun} {row.entity_id}",
+                "record": row.record_label or f"{noun} {row.entity_id}",
                 "kind": entry.kind,
                 **_summary(entry, panel),
                 "actor": actor,
@@ -236,16 +234,11 @@ def floating_window_feed(request: HttpRequest, panel: PanelContext) -> HttpRespo
         )
         return _answer(200, {"unread": unread, "cursor": cursor})
 
-    def read() -> tuple[list[history.FeedEntry], dict[tuple[str, str], str]]:
-        rows = history.owner_feed(company_id=company_id, owner_user_id=owner, after_id=since, limit=limit + 1)
-        titles = history.record_titles(
-            company_id=company_id, records={(row.entity, row.entity_id) for row in rows[:limit]}
-        )
-        return rows, titles
-
-    rows, titles = _within_budget(read)
+    rows = _within_budget(
+        lambda: history.owner_feed(company_id=company_id, owner_user_id=owner, after_id=since, limit=limit + 1)
+    )
     page = rows[:limit]
-    items = _items(page, titles, panel)
+    items = _items(page, panel)
     return _answer(
         200,
         {

@@ -36,6 +36,9 @@ class ChangeRecord(models.Model):
     # The record's owner as the event carried it (``owner_id``, else v1's ``user_id``): whose
     # records changed, for the floating window's "changes on your records" (extensions/floating_window.py).
     owner_user_id = models.BigIntegerField(null=True, blank=True)
+    # The record's title or name as the event carried it ("" when it carried none): the feed names
+    # the record without asking Pipedrive.
+    record_label = models.CharField(max_length=255, blank=True)
     # Pipedrive's own event time: history is ordered by it, never by arrival.
     occurred_at = models.DateTimeField()
     # The inbox de-duplication key of the event the row came from (Pipedrive's event id for v2).

@@ -111,6 +111,7 @@ class FeedEntry:
     id: int
     entity: str
     entity_id: str
+    record_label: str  # the record's title or name as the event carried it, or ""
     entry: HistoryEntry
 
 
@@ -126,6 +127,7 @@ def owner_feed(*, company_id: int, owner_user_id: int, after_id: int = 0, limit:
             id=row.pk,
             entity=row.entity,
             entity_id=row.entity_id,
+            record_label=row.record_label,
             entry=HistoryEntry(
                 kind=row.kind,  # type: ignore[arg-type]
                 field_key=row.field_key,
@@ -154,26 +156,3 @@ def owner_feed_unread(
     newest = rows.order_by("-pk").values_list("pk", flat=True).first() or after_id
     others = rows.exclude(actor_user_id=not_by_user_id).order_by("-pk").values_list("pk", flat=True)[:cap]
     return len(others), newest
-
-
-def record_titles(*, company_id: int, records: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """The latest known title or name of each (entity, entity_id): its current ``title``/``name``
-    value, else the name its "created" line stored. Two queries bounded by the number of records."""
-    by_entity: dict[str, set[str]] = {}
-    for entity, entity_id in records:
-        by_entity.setdefault(entity, set()).add(str(entity_id))
-    if not by_entity:
-        return {}
-    which = Q()
-    for entity, ids in sorted(by_entity.items()):
-        which |= Q(entity=entity, entity_id__in=sorted(ids))
-    titles: dict[tuple[str, str], str] = {}
-    created = ChangeRecord.objects.filter(which, company_id=company_id, kind=ChangeRecord.Kind.CREATED)
-    for entity, entity_id, display in created.values_list("entity", "entity_id", "new_display"):
-        if display:
-            titles[(entity, entity_id)] = display
-    current = FieldValueState.objects.filter(which, company_id=company_id, field_key__in=("title", "name"))
-    for entity, entity_id, display in current.values_list("entity", "entity_id", "display"):
-        if display:
-            titles[(entity, entity_id)] = display
-    return titles

@@ -254,6 +254,7 @@ def history_record_delivery(
         "actor_name": actor_name[:255],
         "change_source": delivery.change_source,
         "owner_user_id": record_owner(delivery),
+        "record_label": record_label(delivery),
         "occurred_at": delivery.occurred_at,
         "event_key": delivery.dedup_key,
     }
@@ -315,6 +316,15 @@ def history_record_delivery(
             display=display,
         )
     return len(rows)
+
+
+def record_label(delivery: Delivery) -> str:
+    """The record's title or name as the event carries it (now, else before a delete), or ""."""
+    for record in (delivery.data, delivery.previous):
+        title = _record_title(record, "")
+        if title != "#":
+            return _json_safe(title)[:255]
+    return ""
 
 
 def record_owner(delivery: Delivery) -> int | None:

@@ -175,7 +175,7 @@
       return;
     }
     var answer = await feed({ since: cursor, unread: 1 });
-    setBadge(answer.unread || 0);
+    if (!visible) { setBadge(answer.unread || 0); } // shown meanwhile: everything is in view, no badge
   }
 
   function schedule(delay) {
@@ -186,7 +186,10 @@
   }
 
   async function tick() {
-    if (inFlight) { return; }
+    if (inFlight) { // a poll is under way: run again right after it, in the (maybe new) mode
+      schedule(50);
+      return;
+    }
     inFlight = true;
     var shown = visible;
     try {
