@@ -20,8 +20,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -31,12 +33,14 @@ from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 
 from pipedrive_app.core.parsing import ParseError, bearer_token_parse, id_or_none
-from pipedrive_app.history import selectors as history
 from pipedrive_app.metrics import instruments as metrics
 
 from .panel_auth import CompanyNotInstalled, PanelAuthError, PanelContext, panel_context_resolve
 from .selectors import viewer_datetime, viewer_language, viewer_value_display, viewer_zone
 from .view_guards import extension_page, state_page
+
+if TYPE_CHECKING:
+    from pipedrive_app.history.selectors import FeedEntry, HistoryEntry
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +155,7 @@ def _within_budget(read: Callable[[], Any]) -> Any:
         raise FeedRefused(503, gettext("The app is busy. The window will try again.")) from None
 
 
-def _summary(entry: history.HistoryEntry, panel: PanelContext) -> dict[str, str]:
+def _summary(entry: HistoryEntry, panel: PanelContext) -> dict[str, str]:
     if entry.kind == "created":
         return {"what": gettext("Created"), "old": "", "new": ""}
     if entry.kind == "deleted":
@@ -178,7 +182,7 @@ ENTITY_NOUNS = {
 }
 
 
-def _items(rows: list[history.FeedEntry], panel: PanelContext) -> list[dict[str, Any]]:
+def _items(rows: list[FeedEntry], panel: PanelContext) -> list[dict[str, Any]]:
     zone = viewer_zone(panel)
     items = []
     for row in rows:
@@ -213,10 +217,21 @@ def _items(rows: list[history.FeedEntry], panel: PanelContext) -> list[dict[str,
     return items
 
 
+def _history() -> ModuleType:
+    """The history store's reads; like the panels (``selectors.history_source``), the extensions
+    work without the history app, and then the window says history is not available."""
+    if not apps.is_installed("pipedrive_app.history"):
+        raise FeedRefused(503, gettext("History is not available yet."))
+    from pipedrive_app.history import selectors
+
+    return selectors
+
+
 @_feed_guard
 def floating_window_feed(request: HttpRequest, panel: PanelContext) -> HttpResponse:
     if not panel.viewer_installed:
         raise FeedRefused(403, gettext("Install the app in Pipedrive first."))
+    history = _history()
     since = _query_id(request, "since", default=0, low=0, high=2**63 - 1)
     limit = _query_id(request, "limit", default=DEFAULT_LIMIT, low=1, high=settings.EXTENSIONS_FLOATING_FEED_MAX_LIMIT)
     unread_only = request.GET.get("unread", "") not in {"", "0"}
