@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import floating_window, views
 
 app_name = "extensions"
 
@@ -13,4 +13,7 @@ urlpatterns = [
     path("json-panels/organization/", views.organization_json_panel, name="organization-json-panel"),
     path("actions/notes/", views.note_create, name="note-create"),
     path("settings/", views.settings_endpoint, name="settings"),
+    # The custom floating window (extensions/floating_window.py)
+    path("floating-window/", floating_window.floating_window_page, name="floating-window"),
+    path("floating-window/feed/", floating_window.floating_window_feed, name="floating-window-feed"),
 ]

@@ -295,6 +295,7 @@ EXTENSION_NAMES = (
     "person_json_panel",
     "organization_json_panel",
     "settings_page",
+    "floating_window",
 )
 PIPEDRIVE_EXTENSION_JWT_SECRETS = {
     name: secret for name in EXTENSION_NAMES if (secret := env.str(f"PIPEDRIVE_JWT_SECRET_{name.upper()}", default=""))
@@ -313,6 +314,12 @@ EXTENSIONS_RATE_LIMIT_MAX_WAIT_SECONDS = env.float("EXTENSIONS_RATE_LIMIT_MAX_WA
 # Past the budget it answers "Pipedrive is slow, retry"; the refresh finishes in the background.
 EXTENSIONS_TOKEN_WAIT_SECONDS = env.float("EXTENSIONS_TOKEN_WAIT_SECONDS", default=3.0)
 EXTENSIONS_API_TIMEOUT_SECONDS = env.float("EXTENSIONS_API_TIMEOUT_SECONDS", default=3.0)
+# The floating window (extensions/floating_window.py): how often it polls its feed while shown and,
+# for the launcher's badge only, while hidden; the feed's page size cap and its database time budget.
+EXTENSIONS_FLOATING_POLL_SECONDS = env.float("EXTENSIONS_FLOATING_POLL_SECONDS", default=5.0)
+EXTENSIONS_FLOATING_HIDDEN_POLL_SECONDS = env.float("EXTENSIONS_FLOATING_HIDDEN_POLL_SECONDS", default=15.0)
+EXTENSIONS_FLOATING_FEED_MAX_LIMIT = env.int("EXTENSIONS_FLOATING_FEED_MAX_LIMIT", default=50)
+EXTENSIONS_FLOATING_FEED_BUDGET_MS = env.int("EXTENSIONS_FLOATING_FEED_BUDGET_MS", default=1500)
 
 # --- Webhooks and change history (pipedrive_app/webhooks, pipedrive_app/history) --------------------
 # The receiver answers 413 above this many bytes.

@@ -33,6 +33,12 @@ class ChangeRecord(models.Model):
     actor_user_id = models.BigIntegerField(null=True, blank=True)
     actor_name = models.CharField(max_length=255, blank=True)
     change_source = models.CharField(max_length=64, blank=True)
+    # The record's owner as the event carried it (``owner_id``, else v1's ``user_id``): whose
+    # records changed, for the floating window's "changes on your records" (extensions/floating_window.py).
+    owner_user_id = models.BigIntegerField(null=True, blank=True)
+    # The record's title or name as the event carried it ("" when it carried none): the feed names
+    # the record without asking Pipedrive.
+    record_label = models.CharField(max_length=255, blank=True)
     # Pipedrive's own event time: history is ordered by it, never by arrival.
     occurred_at = models.DateTimeField()
     # The inbox de-duplication key of the event the row came from (Pipedrive's event id for v2).
@@ -50,6 +56,8 @@ class ChangeRecord(models.Model):
         indexes = [
             models.Index(fields=("company", "entity", "entity_id", "-occurred_at"), name="history_record_timeline"),
             models.Index(fields=("company", "occurred_at"), name="history_company_occurred"),
+            # The floating window's feed: one owner's rows of one company, newest id first.
+            models.Index(fields=("company", "owner_user_id", "-id"), name="history_owner_feed"),
         ]
 
     def __str__(self) -> str:

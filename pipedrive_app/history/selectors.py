@@ -99,3 +99,60 @@ def records_change_mark(*, company_id: int, records: Iterable[tuple[str, int | s
     if up_to is not None:
         rows = rows.filter(pk__lte=up_to)
     return rows.aggregate(top=Max("pk"))["top"] or 0
+
+
+# --- the floating window's feed: changes on the records one user owns ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One history line of the owner feed; ``id`` is the cursor (rows only ever get larger ids)."""
+
+    id: int
+    entity: str
+    entity_id: str
+    record_label: str  # the record's title or name as the event carried it, or ""
+    entry: HistoryEntry
+
+
+def owner_feed(*, company_id: int, owner_user_id: int, after_id: int = 0, limit: int = 20) -> list[FeedEntry]:
+    """The newest ``limit`` history lines, with an id above ``after_id``, of the records that
+    ``owner_user_id`` owned when each change happened; newest id first. One query on the
+    ``history_owner_feed`` index (company, owner, id)."""
+    rows = ChangeRecord.objects.filter(company_id=company_id, owner_user_id=owner_user_id, pk__gt=after_id).order_by(
+        "-pk"
+    )[: max(0, int(limit))]
+    return [
+        FeedEntry(
+            id=row.pk,
+            entity=row.entity,
+            entity_id=row.entity_id,
+            record_label=row.record_label,
+            entry=HistoryEntry(
+                kind=row.kind,  # type: ignore[arg-type]
+                field_key=row.field_key,
+                field_label=row.field_label,
+                old_display=row.old_display,
+                new_display=row.new_display,
+                occurred_at=row.occurred_at,
+                actor_user_id=row.actor_user_id,
+                actor_name=row.actor_name or None,
+                change_source=row.change_source,
+                old_value=row.old_value,
+                new_value=row.new_value,
+            ),
+        )
+        for row in rows
+    ]
+
+
+def owner_feed_unread(
+    *, company_id: int, owner_user_id: int, after_id: int, not_by_user_id: int, cap: int = 100
+) -> tuple[int, int]:
+    """(how many lines above ``after_id`` were made by someone other than ``not_by_user_id``, at
+    most ``cap``; the newest id among all lines above ``after_id``, else ``after_id``). Two bounded
+    queries on the ``history_owner_feed`` index."""
+    rows = ChangeRecord.objects.filter(company_id=company_id, owner_user_id=owner_user_id, pk__gt=after_id)
+    newest = rows.order_by("-pk").values_list("pk", flat=True).first() or after_id
+    others = rows.exclude(actor_user_id=not_by_user_id).order_by("-pk").values_list("pk", flat=True)[:cap]
+    return len(others), newest

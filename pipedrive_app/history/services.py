@@ -282,6 +282,8 @@ def history_record_delivery(
         "actor_user_id": delivery.user_id,
         "actor_name": actor_name[:255],
         "change_source": delivery.change_source,
+        "owner_user_id": record_owner(delivery),
+        "record_label": record_label(delivery),
         "occurred_at": delivery.occurred_at,
         "event_key": delivery.dedup_key,
     }
@@ -343,6 +345,30 @@ def history_record_delivery(
             display=display,
         )
     return len(rows)
+
+
+def record_label(delivery: Delivery) -> str:
+    """The record's title or name as the event carries it (now, else before a delete), or ""."""
+    for record in (delivery.data, delivery.previous):
+        title = _record_title(record, "")
+        if title != "#":
+            return _json_safe(title)[:255]
+    return ""
+
+
+def record_owner(delivery: Delivery) -> int | None:
+    """The record's owner as the event carries it: ``owner_id`` (v2, and v1 persons/organizations),
+    else ``user_id`` (v1 deals, activities); the current data first, the previous one for a delete.
+    None when the event names no owner."""
+    for record in (delivery.data, delivery.previous):
+        if not isinstance(record, Mapping):
+            continue
+        for key in ("owner_id", "user_id"):
+            if key in record:
+                owner = reference_id(record[key])
+                if owner is not None:
+                    return owner
+    return None
 
 
 def _old_record(delivery: Delivery) -> Mapping[str, Any]:

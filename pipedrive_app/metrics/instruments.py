@@ -322,7 +322,9 @@ def pipedrive_call(send: F) -> F:
 
 # --- extension surfaces ---------------------------------------------------------------------------------------
 
-SURFACES = frozenset({"deal_panel", "person_panel", "deal_json_panel", "person_json_panel", "settings_page"})
+SURFACES = frozenset(
+    {"deal_panel", "person_panel", "deal_json_panel", "person_json_panel", "settings_page", "floating_window"}
+)
 _JSON_OUTCOMES = {401: "needs_reauth", 403: "refused", 404: "not_found", 429: "rate_limited", 503: "unavailable"}
 _OUTCOMES = frozenset(
     {

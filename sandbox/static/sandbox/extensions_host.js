@@ -27,6 +27,11 @@
   var MODAL_MIN_WIDTH = 320;
   var DEFAULT_PANEL_HEIGHT = 300; // sandbox choice for `initialize` without a size
   var DEFAULT_MODAL_SIZE = { height: 400, width: 560 }; // sandbox choice
+  var FLOATING_MIN_HEIGHT = 70; // custom floating window: 70-700 px high, 200-800 px wide (SDK README)
+  var FLOATING_MAX_HEIGHT = 700;
+  var FLOATING_MIN_WIDTH = 200;
+  var FLOATING_MAX_WIDTH = 800;
+  var DEFAULT_FLOATING_SIZE = { height: 420, width: 360 }; // sandbox choice for `initialize` without a size
   var DEFAULT_INIT_TIMEOUT_MS = 10000;
   var SNACKBAR_MS = 6000;
   var LOG_LIMIT = 200;
@@ -43,6 +48,7 @@
   var SHARED_PARAMS = ["userId", "companyId", "resource", "view", "selectedIds"];
 
   var hosts = []; // every Host on the page
+  var floating = null; // the page's FloatingHost (the app's floating window), if the page has one
   var fakeRecordId = 9000; // ids the sandbox returns for "submitted" Pipedrive modals
 
   function clamp(value, min, max) {
@@ -92,13 +98,14 @@
 
   function ExtensionFrame(host, kind, iframe) {
     this.host = host;
-    this.kind = kind; // "panel" | "modal"
+    this.kind = kind; // "panel" | "modal" | "floating"
     this.iframe = iframe;
     this.listeners = {}; // event -> [MessagePort]
     this.initialized = false;
     this.timedOut = false;
     this.timer = null;
     this.size = kind === "panel" ? { height: DEFAULT_PANEL_HEIGHT } : { height: DEFAULT_MODAL_SIZE.height, width: DEFAULT_MODAL_SIZE.width };
+    if (kind === "floating") this.size = { height: DEFAULT_FLOATING_SIZE.height, width: DEFAULT_FLOATING_SIZE.width };
     this.readUrl(iframe.getAttribute("src") || iframe.src);
   }
 
@@ -110,7 +117,7 @@
   };
 
   ExtensionFrame.prototype.label = function () {
-    return this.kind === "panel" ? "panel" : "modal";
+    return this.kind === "panel" || this.kind === "floating" ? this.kind : "modal";
   };
 
   ExtensionFrame.prototype.startTimer = function () {
@@ -281,6 +288,7 @@
   Host.prototype.setTheme = function (theme) {
     this.theme = theme;
     this.applyTheme();
+    themeEverywhere(theme);
     var self = this;
     this.frames.forEach(function (frame) {
       if (frame.initialized && frame.hasListener("user_settings_change")) {
@@ -672,17 +680,258 @@
     get_metadata: function () {
       return { windowHeight: window.innerHeight, windowWidth: window.innerWidth };
     },
-    show_floating_window: notForThisSurface("show_floating_window"),
-    hide_floating_window: notForThisSurface("hide_floating_window"),
-    set_notification: notForThisSurface("set_notification"),
-    set_focus_mode: notForThisSurface("set_focus_mode"),
+    // Any custom UI extension of an app with a floating window may show or hide it, set the dock's
+    // badge or the focus mode (SDK README: "Show floating window", "Set notification"); the page's
+    // FloatingHost does it. An app without a floating window gets an error.
+    show_floating_window: toFloatingWindow("show_floating_window"),
+    hide_floating_window: toFloatingWindow("hide_floating_window"),
+    set_notification: toFloatingWindow("set_notification"),
+    set_focus_mode: toFloatingWindow("set_focus_mode"),
   };
 
-  function notForThisSurface(command) {
-    return function (frame) {
-      throw new Error(command + " applies to a floating window, not to a custom " + frame.kind);
+  function toFloatingWindow(command) {
+    return function (frame, args) {
+      if (!floating) throw new Error("This app has no floating window (" + command + " from a custom " + frame.kind + ")");
+      return floating.floatingCommand(command, frame, args);
     };
   }
+
+  // Pipedrive's theme is one setting for every extension on the page.
+  function themeEverywhere(theme) {
+    hosts.concat(floating ? [floating] : []).forEach(function (host) {
+      if (host.theme !== theme) host.setTheme(theme);
+    });
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Floating window: the app's iframe in a draggable box over the page, opened from the launcher  */
+  /* in the page chrome (Pipedrive's apps dock), one per page ([data-pd-floating-host]).           */
+  /* It shares ExtensionFrame and Host's token, toast, confirmation, modal and redirect handling.  */
+
+  function FloatingHost(root) {
+    this.root = root;
+    this.box = root.querySelector("[data-pd-floating-window]");
+    this.launcher = root.querySelector("[data-pd-floating-launcher]");
+    this.badge = root.querySelector("[data-pd-floating-badge]");
+    this.signedTokenUrl = root.getAttribute("data-signed-token-url") || "";
+    this.customModalUrl = "";
+    var timeout = parseInt(root.getAttribute("data-init-timeout-ms") || "", 10);
+    this.initTimeoutMs = timeout > 0 ? timeout : DEFAULT_INIT_TIMEOUT_MS;
+    this.frames = [];
+    this.modal = null;
+    this.dialogQueue = Promise.resolve();
+    this.modalCounter = 0;
+    this.visible = false;
+    this.focusMode = false;
+    this.notification = 0;
+    this.position = null; // {left, top} once the user moved the window
+    var iframe = this.box.querySelector('iframe[data-pd-frame="floating"]');
+    this.panel = new ExtensionFrame(this, "floating", iframe); // `panel`: Host's helpers read it
+    this.frames.push(this.panel);
+    this.theme = this.panel.url.searchParams.get("theme") === "dark" ? "dark" : "light";
+    this.applyTheme();
+    this.showPanelState("loading");
+    this.panel.startTimer();
+    this.bindFloatingControls();
+  }
+
+  FloatingHost.prototype = Object.create(Host.prototype);
+  FloatingHost.prototype.constructor = FloatingHost;
+
+  FloatingHost.prototype.find = function (selector) {
+    return this.box.querySelector(selector);
+  };
+
+  FloatingHost.prototype.applyTheme = function () {
+    this.box.setAttribute("data-theme", this.theme);
+  };
+
+  // Toasts and the redirect notice go over the page, not inside the small window.
+  FloatingHost.prototype.toast = function (message, link, kind) {
+    return Host.prototype.toast.call(this.pageHost() || this, message, link, kind);
+  };
+
+  FloatingHost.prototype.redirectNotice = function (args) {
+    var host = this.pageHost();
+    if (host) return host.redirectNotice(args);
+    return Host.prototype.redirectNotice.call(this, args);
+  };
+
+  FloatingHost.prototype.pageHost = function () {
+    return hosts.length ? hosts[0] : null;
+  };
+
+  FloatingHost.prototype.showPanelState = function (state) {
+    var loading = this.find("[data-pd-loading]");
+    var notice = this.find("[data-pd-timeout-notice]");
+    var iframe = this.panel.iframe;
+    if (loading) loading.hidden = state !== "loading";
+    if (notice) notice.hidden = state !== "timeout";
+    iframe.hidden = state === "timeout";
+    iframe.classList.toggle("is-pending", state === "loading");
+    this.box.setAttribute("data-state", state);
+  };
+
+  FloatingHost.prototype.onTimeout = function (frame) {
+    if (frame.kind === "floating") this.showPanelState("timeout");
+    else this.showModalState(frame, "timeout");
+  };
+
+  FloatingHost.prototype.applySize = function (frame, size) {
+    if (frame.kind !== "floating") return Host.prototype.applySize.call(this, frame, size);
+    size = size || {};
+    if (isNumber(size.height)) frame.size.height = clamp(Math.round(size.height), FLOATING_MIN_HEIGHT, FLOATING_MAX_HEIGHT);
+    if (isNumber(size.width)) frame.size.width = clamp(Math.round(size.width), FLOATING_MIN_WIDTH, FLOATING_MAX_WIDTH);
+    frame.iframe.style.height = frame.size.height + "px";
+    frame.iframe.style.width = frame.size.width + "px";
+    this.keepInView();
+  };
+
+  FloatingHost.prototype.bindFloatingControls = function () {
+    var self = this;
+    this.launcher.addEventListener("click", function () {
+      self.setVisible(!self.visible, { invoker: "user" });
+    });
+    this.box.querySelector("[data-pd-floating-close]").addEventListener("click", function () {
+      self.setVisible(false, { invoker: "user" });
+      self.launcher.focus();
+    });
+    this.box.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && !self.focusMode) {
+        self.setVisible(false, { invoker: "user" });
+        self.launcher.focus();
+      }
+    });
+    var handle = this.box.querySelector("[data-pd-floating-handle]");
+    handle.addEventListener("keydown", function (event) {
+      var step = event.shiftKey ? 40 : 10;
+      var moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+      if (!moves[event.key]) return;
+      event.preventDefault();
+      self.moveBy(moves[event.key][0], moves[event.key][1]);
+    });
+    handle.addEventListener("pointerdown", function (event) {
+      if (event.button !== 0) return;
+      var start = { x: event.clientX, y: event.clientY };
+      var rect = self.box.getBoundingClientRect();
+      handle.setPointerCapture(event.pointerId);
+      function move(e) {
+        self.moveTo(rect.left + e.clientX - start.x, rect.top + e.clientY - start.y);
+      }
+      function up() {
+        handle.removeEventListener("pointermove", move);
+        handle.removeEventListener("pointerup", up);
+        handle.removeEventListener("pointercancel", up);
+      }
+      handle.addEventListener("pointermove", move);
+      handle.addEventListener("pointerup", up);
+      handle.addEventListener("pointercancel", up);
+    });
+    window.addEventListener("resize", function () {
+      self.keepInView();
+    });
+  };
+
+  FloatingHost.prototype.moveTo = function (left, top) {
+    this.position = { left: left, top: top };
+    this.keepInView();
+  };
+
+  FloatingHost.prototype.moveBy = function (dx, dy) {
+    var rect = this.box.getBoundingClientRect();
+    this.moveTo(rect.left + dx, rect.top + dy);
+  };
+
+  // The window never leaves the viewport (at least its header stays reachable).
+  FloatingHost.prototype.keepInView = function () {
+    if (!this.position || this.box.hidden) return;
+    var rect = this.box.getBoundingClientRect();
+    var left = clamp(this.position.left, 0, Math.max(0, window.innerWidth - rect.width));
+    var top = clamp(this.position.top, 0, Math.max(0, window.innerHeight - 40));
+    this.position = { left: left, top: top };
+    this.box.style.left = left + "px";
+    this.box.style.top = top + "px";
+    this.box.style.right = "auto";
+    this.box.style.bottom = "auto";
+  };
+
+  // Shown or hidden, by the user (launcher, close button, Escape) or by a command; the app hears it
+  // as VISIBILITY {is_visible, context: {...the command's context, invoker}} (SDK README, "Visibility").
+  FloatingHost.prototype.setVisible = function (visible, context) {
+    var changed = this.visible !== visible;
+    this.visible = visible;
+    this.box.hidden = !visible;
+    this.launcher.setAttribute("aria-expanded", visible ? "true" : "false");
+    this.root.setAttribute("data-visible", visible ? "yes" : "no");
+    if (visible) this.keepInView();
+    if (!visible && this.focusMode) this.setFocusMode(false);
+    if (changed || context.invoker === "command") {
+      if (this.panel.initialized) this.panel.emit("visibility", { is_visible: visible, context: context });
+    }
+  };
+
+  FloatingHost.prototype.setNotification = function (count) {
+    this.notification = count;
+    this.badge.hidden = count <= 0;
+    this.badge.textContent = count > 0 ? String(count) : "";
+    this.launcher.setAttribute("aria-label", count > 0 ? "The app, " + count + " new" : "The app");
+    this.root.setAttribute("data-notification", String(count));
+  };
+
+  FloatingHost.prototype.setFocusMode = function (on) {
+    this.focusMode = on;
+    this.box.setAttribute("data-focus-mode", on ? "on" : "off");
+  };
+
+  // Commands that act on the floating window, from the window itself or from any other extension
+  // of the app on the page (a panel, a custom modal).
+  FloatingHost.prototype.floatingCommand = function (command, frame, args) {
+    if (command === "show_floating_window" || command === "hide_floating_window") {
+      if (args !== undefined && args !== null && typeof args !== "object") throw new Error("Invalid arguments");
+      var context = {};
+      if (args && args.context !== undefined) {
+        if (!args.context || typeof args.context !== "object" || Array.isArray(args.context)) {
+          throw new Error("context must be an object");
+        }
+        Object.keys(args.context).forEach(function (key) {
+          context[key] = args.context[key];
+        });
+      }
+      context.invoker = "command";
+      this.setVisible(command === "show_floating_window", context);
+      return undefined;
+    }
+    if (command === "set_notification") {
+      var number = args && args.number;
+      if (number === undefined || number === null) number = 0;
+      if (!isNumber(number) || number < 0 || Math.floor(number) !== number) {
+        throw new Error("number must be a whole number, 0 or more");
+      }
+      this.setNotification(number);
+      return undefined;
+    }
+    if (command === "set_focus_mode") {
+      if (typeof args !== "boolean") throw new Error("Focus mode takes true or false");
+      if (!this.visible) throw new Error("The floating window must be visible to set focus mode");
+      this.setFocusMode(args);
+      return undefined;
+    }
+    throw new Error("Invalid command");
+  };
+
+  FloatingHost.prototype.commands = Object.create(Host.prototype.commands);
+  FloatingHost.prototype.commands.initialize = function (frame, args) {
+    clearTimeout(frame.timer);
+    frame.initialized = true;
+    this.applySize(frame, args && args.size);
+    if (frame.kind === "floating") this.showPanelState("ready");
+    else this.showModalState(frame, "ready");
+  };
+  ["show_floating_window", "hide_floating_window", "set_notification", "set_focus_mode"].forEach(function (name) {
+    FloatingHost.prototype.commands[name] = function (frame, args) {
+      return this.floatingCommand(name, frame, args);
+    };
+  });
 
   /* ------------------------------------------------------------------------------------------ */
   /* Wiring: listen before the iframes load; set a host up at first sight of it.                  */
@@ -698,14 +947,21 @@
   function setUpAll() {
     var roots = document.querySelectorAll("[data-pd-extension-host]");
     for (var i = 0; i < roots.length; i++) hostFor(roots[i]);
+    var dock = document.querySelector("[data-pd-floating-host]");
+    if (dock && !floating && dock.querySelector("[data-pd-floating-window]")) {
+      floating = new FloatingHost(dock);
+      dock.__pdHost = floating;
+      if (hosts.length && hosts[0].theme !== floating.theme) floating.setTheme(hosts[0].theme);
+    }
   }
 
   window.addEventListener("message", function (event) {
     var message = event.data;
     if (!message || typeof message !== "object" || !message.payload || typeof message.payload !== "object") return;
     setUpAll(); // a frame can talk before DOMContentLoaded
-    for (var i = 0; i < hosts.length; i++) {
-      var frame = hosts[i].frameFor(event.source);
+    var all = floating ? hosts.concat([floating]) : hosts;
+    for (var i = 0; i < all.length; i++) {
+      var frame = all[i].frameFor(event.source);
       if (frame) {
         if (event.origin !== frame.origin) return; // not the document the host loaded
         frame.receive(message, event.ports && event.ports[0]);
@@ -720,5 +976,11 @@
     setUpAll();
   }
 
-  window.PipedriveSandboxExtensionsHost = { hosts: hosts, setUp: setUpAll };
+  window.PipedriveSandboxExtensionsHost = {
+    hosts: hosts,
+    setUp: setUpAll,
+    floating: function () {
+      return floating;
+    },
+  };
 })();
