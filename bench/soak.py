@@ -191,7 +191,7 @@ def edit(base: str, session: requests.Session, domain: str, actor: int, deal_id:
         stats.record("edit", started, False, type(exc).__name__)
 
 
-def paced(rate: float, deadline: float, action, threads: int = 4) -> list[threading.Thread]:  # type: ignore[no-untyped-def]
+def paced(rate: float, deadline: float, action, threads: int = 4) -> list[threading.Thread]:
     """Call ``action()`` ``rate`` times a second (spread over ``threads``) until ``deadline``."""
 
     def run(offset: float) -> None:

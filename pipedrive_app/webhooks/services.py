@@ -109,7 +109,7 @@ RECONCILE_LEASE_SECONDS = 600
 RECONCILE_MAX_RUNS = 5
 
 
-def _reconcile_lease_scope(company_id: int):  # type: ignore[no-untyped-def]
+def _reconcile_lease_scope(company_id: int):
     return Company.objects.filter(pk=company_id)
 
 
@@ -208,7 +208,7 @@ def _state_unavailable(company_id: int, reason: str) -> ReconcileResult:
     return ReconcileResult(status="unavailable", reason=reason)
 
 
-def _reconcile_as(  # type: ignore[no-untyped-def]
+def _reconcile_as(
     *, client, owner: Installation, state: CompanyWebhookState
 ) -> tuple[ReconcileResult, dict[str, DesiredSubscription], dict[str, Webhook], dict[str, str]]:
     """The Pipedrive side of a run (no transaction open): list, delete strays, create what is missing."""
@@ -708,7 +708,7 @@ def inbox_events_replay_dead(*, company_id: int | None = None) -> int:
     return sum(1 for pk in dead_inbox_event_ids(company_id=company_id) if inbox_event_replay(inbox_event_id=pk))
 
 
-def inbox_events_purge_processed(*, now=None) -> int:  # type: ignore[no-untyped-def]
+def inbox_events_purge_processed(*, now=None) -> int:
     """Forget settled events (processed, skipped, unprocessable) after WEBHOOKS_INBOX_RETENTION_DAYS
     (long past Pipedrive's retries)."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOKS_INBOX_RETENTION_DAYS)

@@ -131,7 +131,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context.route("**/*", only_loopback)
     page = context.new_page()
     page.set_default_timeout(15_000)
-    page.blocked_requests = blocked  # type: ignore[attr-defined]
+    page.blocked_requests = blocked
     try:
         yield page
     finally:

@@ -21,7 +21,7 @@ from tests.dashboard.conftest import PASSWORD, make_event, make_user, totp_code
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_overview_shows_live_lag_and_acknowledgement(page: Any, live_server: Any, tmp_path, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_overview_shows_live_lag_and_acknowledgement(page: Any, live_server: Any, tmp_path, settings) -> None:
     settings.METRICS_ENABLED = True
     cache.clear()
     operator, secret = make_user(email="ops-live@example.test", staff=True, with_totp=True)

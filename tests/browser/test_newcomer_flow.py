@@ -49,7 +49,7 @@ def _consent_and_allow(page: Any, user: Any, screenshot: Callable[[str], Any], n
     page.wait_for_url("**/oauth/installed/**")
 
 
-def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbox_world, screenshot) -> None:  # noqa: F811
     from playwright.sync_api import expect
 
     from sandbox.models import Deal
@@ -131,7 +131,7 @@ def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbo
     assert page.blocked_requests == []
 
 
-def test_install_without_an_installation_url(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_install_without_an_installation_url(page, live_sandbox, sandbox_world, screenshot) -> None:  # noqa: F811
     """The Marketplace's other button: straight to consent, no state; the callback still installs."""
     from playwright.sync_api import expect
 

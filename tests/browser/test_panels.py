@@ -80,7 +80,7 @@ def _add_note(page: Any, frame: Any, text: str) -> None:
     assert frame.input_value("textarea[name=content]") == ""
 
 
-def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # noqa: F811
     from sandbox.models import Deal, Note
 
     user = sandbox_world.acme_admin
@@ -134,7 +134,7 @@ def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot
     assert page.blocked_requests == []
 
 
-def test_person_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_person_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # noqa: F811
     from sandbox.models import Deal, Note, Person
 
     user = sandbox_world.acme_regular
@@ -179,7 +179,7 @@ def test_person_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screensh
     screenshot("panels-person-dark")
 
 
-def test_a_panel_opened_in_dark_theme_renders_dark(page, live_sandbox, sandbox_world) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_panel_opened_in_dark_theme_renders_dark(page, live_sandbox, sandbox_world) -> None:  # noqa: F811
     from sandbox.models import Deal
 
     user = sandbox_world.acme_admin
@@ -194,7 +194,7 @@ def test_a_panel_opened_in_dark_theme_renders_dark(page, live_sandbox, sandbox_w
     assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(27, 31, 36)"
 
 
-def test_a_user_who_has_not_installed_sees_the_install_state(page, live_sandbox, sandbox_world) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_user_who_has_not_installed_sees_the_install_state(page, live_sandbox, sandbox_world) -> None:  # noqa: F811
     from sandbox.models import Deal
 
     _install(live_sandbox, sandbox_world.acme_admin)
@@ -216,7 +216,7 @@ def test_a_user_who_has_not_installed_sees_the_install_state(page, live_sandbox,
         ("pt_BR", "Valor", "Histórico de alterações"),
     ],
 )
-def test_the_deal_panel_in_the_viewers_language(  # type: ignore[no-untyped-def]
+def test_the_deal_panel_in_the_viewers_language(
     page,
     live_sandbox,
     sandbox_world,
@@ -245,7 +245,7 @@ def test_the_deal_panel_in_the_viewers_language(  # type: ignore[no-untyped-def]
     screenshot(f"panels-deal-{locale}")
 
 
-def test_organization_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]
+def test_organization_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:
     from sandbox.models import Deal, Note, Organization, Person
 
     user = sandbox_world.acme_admin

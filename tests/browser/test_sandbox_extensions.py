@@ -35,7 +35,7 @@ def _install(page: Any, live: Any, user: Any, screenshot: Any) -> None:
     page.wait_for_url("**/oauth/installed/**")
 
 
-def test_json_panel_and_settings_from_sandbox_pages(page, live_sandbox, sandbox_world, screenshot, settings) -> None:  # type: ignore[no-untyped-def]  # noqa: F811, E501
+def test_json_panel_and_settings_from_sandbox_pages(page, live_sandbox, sandbox_world, screenshot, settings) -> None:  # noqa: F811, E501
     from playwright.sync_api import expect
 
     from sandbox.models import Deal

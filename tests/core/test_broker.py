@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="re
 
 
 @pytest.fixture
-def private_redis(tmp_path) -> Iterator[PrivateRedis]:  # type: ignore[no-untyped-def]
+def private_redis(tmp_path) -> Iterator[PrivateRedis]:
     redis = PrivateRedis(tmp_path).start()
     try:
         yield redis
@@ -60,11 +60,11 @@ def _lose_broker_mid_read(redis: PrivateRedis, transport: str) -> None:
             channel.do_restore = False
 
 
-def test_our_transport_closes_a_channel_whose_broker_died_mid_read(private_redis) -> None:  # type: ignore[no-untyped-def]
+def test_our_transport_closes_a_channel_whose_broker_died_mid_read(private_redis) -> None:
     _lose_broker_mid_read(private_redis, "pipedrive_app.core.broker:Transport")
 
 
-def test_kombus_own_transport_fails_there(private_redis) -> None:  # type: ignore[no-untyped-def]
+def test_kombus_own_transport_fails_there(private_redis) -> None:
     """The reproduction is faithful: without the fix the close raises the worker-killing error."""
     with pytest.raises(AttributeError, match="hostname"):
         _lose_broker_mid_read(private_redis, "redis")

@@ -112,7 +112,7 @@ def test_overview_queries_do_not_depend_on_what_is_counted(company: Company, ope
     assert len(before) == len(after)
 
 
-def test_the_inbox_counts_no_further_than_its_cap(company: Company, monkeypatch: pytest.MonkeyPatch, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_inbox_counts_no_further_than_its_cap(company: Company, monkeypatch: pytest.MonkeyPatch, settings) -> None:
     monkeypatch.setattr(CappedPaginator, "cap", 3)
     settings.DASHBOARD_PAGE_SIZE = 2
     _events(company, NINE, 5)
@@ -126,7 +126,7 @@ def test_the_inbox_counts_no_further_than_its_cap(company: Company, monkeypatch:
 
 def test_the_inbox_page_says_more_than_the_cap(
     company: Company, operator_client: Client, monkeypatch: pytest.MonkeyPatch, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setattr(CappedPaginator, "cap", 3)
     settings.DASHBOARD_PAGE_SIZE = 2
     _events(company, NINE, 5)

@@ -137,7 +137,7 @@ def _run(*, delay: float, count: int) -> int:
     return 1 if failed else 0
 
 
-def _round_trip(installation, deal_id: int, count: int) -> float:  # type: ignore[no-untyped-def]
+def _round_trip(installation, deal_id: int, count: int) -> float:
     """One API call through the app's own client, as a panel makes it: the round trip panels pay."""
     from extensions.viewer_client import viewer_client
 
@@ -154,7 +154,7 @@ def _round_trip(installation, deal_id: int, count: int) -> float:  # type: ignor
     return statistics.median(samples)
 
 
-def _measure(client, jwt, secret: str, resource: str, record_id: int, count: int) -> list[float]:  # type: ignore[no-untyped-def]
+def _measure(client, jwt, secret: str, resource: str, record_id: int, count: int) -> list[float]:
     samples = []
     for attempt in range(count + 1):
         now = int(time.time())

@@ -106,7 +106,7 @@ ENGLISH_LABELS = ("Expected close", "Last change", "Change history", "Add note",
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("locale", sorted(VIEWERS))
-def test_a_panel_speaks_the_viewers_language_with_that_languages_formats(client, seeded_company, locale) -> None:  # type: ignore[no-untyped-def]
+def test_a_panel_speaks_the_viewers_language_with_that_languages_formats(client, seeded_company, locale) -> None:
     world = seeded_company()
     Installation.objects.filter(pipedrive_user_id=ADMIN).update(locale=locale)
 

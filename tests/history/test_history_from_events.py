@@ -23,7 +23,7 @@ INTERESTS_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
 
 
 @pytest.fixture
-def installed(pipedrive, install_user):  # type: ignore[no-untyped-def]
+def installed(pipedrive, install_user):
     """Company 1001 installed by admin 501 (Ann), with custom fields at the double."""
     installation = install_user(1001, 501, name="Ann Admin")
     pipedrive.add_field(

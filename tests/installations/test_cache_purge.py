@@ -39,7 +39,7 @@ def _cached(text: str) -> int:
     return sum(1 for value in _raw_values() if text.encode() in value)
 
 
-def _uninstall(client: Client, pipedrive, company_id: int, user_id: int) -> None:  # type: ignore[no-untyped-def]
+def _uninstall(client: Client, pipedrive, company_id: int, user_id: int) -> None:
     auth = "Basic " + base64.b64encode(f"{pipedrive.client_id}:{pipedrive.client_secret}".encode()).decode()
     body = {"client_id": pipedrive.client_id, "company_id": company_id, "user_id": user_id, "timestamp": "1"}
     response = client.generic(

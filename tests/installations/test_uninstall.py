@@ -18,7 +18,7 @@ def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def _notify(client: Client, pipedrive, body: object, *, auth: str | None = None, raw: bytes | None = None):  # type: ignore[no-untyped-def]
+def _notify(client: Client, pipedrive, body: object, *, auth: str | None = None, raw: bytes | None = None):
     headers = {}
     if auth is None:
         auth = _basic(pipedrive.client_id, pipedrive.client_secret)
@@ -28,7 +28,7 @@ def _notify(client: Client, pipedrive, body: object, *, auth: str | None = None,
     return client.generic("DELETE", "/oauth/callback", data, content_type="application/json", **headers)
 
 
-def _body(pipedrive, company_id: int = 1001, user_id: int = 501) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _body(pipedrive, company_id: int = 1001, user_id: int = 501) -> dict[str, object]:
     return {
         "client_id": pipedrive.client_id,
         "company_id": company_id,

@@ -57,7 +57,7 @@ def celery_worker_process(postgres_only, broker_url: str, subprocess_env: dict[s
             worker.kill()
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -50,7 +50,7 @@ def test_promtool_unit_tests_of_the_rules_pass() -> None:
 
 
 @pytest.fixture
-def exposed_names(db) -> set[str]:  # type: ignore[no-untyped-def]
+def exposed_names(db) -> set[str]:
     """Every series name /metrics can serve: the instruments' families and the scrape-time gauges."""
     names: set[str] = set()
     for family in REGISTRY.collect():

@@ -49,7 +49,7 @@ class World:
 
 
 @pytest.fixture(autouse=True)
-def _sandbox_defaults(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def _sandbox_defaults(settings) -> Iterator[None]:
     """Known app credentials, in-process base URL, fresh limiter; no retry timer outlives a test."""
     settings.PIPEDRIVE_CLIENT_ID = CLIENT_ID
     settings.PIPEDRIVE_CLIENT_SECRET = CLIENT_SECRET
@@ -63,7 +63,7 @@ def _sandbox_defaults(settings) -> Iterator[None]:  # type: ignore[no-untyped-de
 
 
 @pytest.fixture(autouse=True)
-def _json_panels_in_process(monkeypatch) -> DjangoClientAdapter:  # type: ignore[no-untyped-def]
+def _json_panels_in_process(monkeypatch) -> DjangoClientAdapter:
     """The sandbox's pages call the app's JSON panels: served in-process for http://testserver."""
     from sandbox import json_panel_host
 
@@ -270,7 +270,7 @@ def browser() -> Iterator[requests.Session]:
 
 
 @pytest.fixture
-def live_sandbox(live_server, settings) -> LiveSandbox:  # type: ignore[no-untyped-def]
+def live_sandbox(live_server, settings) -> LiveSandbox:
     url = live_server.url.rstrip("/")
     settings.APP_BASE_URL = url
     settings.PIPEDRIVE_REDIRECT_URI = f"{url}/oauth/callback"

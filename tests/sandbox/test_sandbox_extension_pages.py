@@ -151,7 +151,7 @@ class _Answer(requests.adapters.BaseAdapter):
         pass
 
 
-def _answering(monkeypatch, adapter: _Answer) -> None:  # type: ignore[no-untyped-def]
+def _answering(monkeypatch, adapter: _Answer) -> None:
     def session() -> requests.Session:
         s = requests.Session()
         s.mount("http://", adapter)
@@ -160,7 +160,7 @@ def _answering(monkeypatch, adapter: _Answer) -> None:  # type: ignore[no-untype
     monkeypatch.setattr(json_panel_host, "http_session", session)
 
 
-def _show(world, **kwargs: Any) -> json_panel_host.JsonPanelShown:  # type: ignore[no-untyped-def]
+def _show(world, **kwargs: Any) -> json_panel_host.JsonPanelShown:
     deal = Deal.objects.filter(company=world.acme).first()
     return json_panel_host.json_panel_show(
         company=world.acme, user=world.acme_regular, resource="deal", record_id=deal.pk, is_shared=True, **kwargs
@@ -168,7 +168,7 @@ def _show(world, **kwargs: Any) -> json_panel_host.JsonPanelShown:  # type: igno
 
 
 @pytest.mark.django_db(databases=SANDBOX_DB)
-def test_the_host_calls_the_panel_as_pipedrive_does_and_renders_by_type(monkeypatch, settings, sandbox_world) -> None:  # type: ignore[no-untyped-def]
+def test_the_host_calls_the_panel_as_pipedrive_does_and_renders_by_type(monkeypatch, settings, sandbox_world) -> None:
     settings.PIPEDRIVE_EXTENSION_JWT_SECRETS = {"deal_json_panel": "deal-json-secret-" + "x" * 30}
     settings.EXTENSIONS_JSON_PANEL_HTTP_AUTH_USER = "pd"
     settings.EXTENSIONS_JSON_PANEL_HTTP_AUTH_PASSWORD = "pw-0123456789"
@@ -225,7 +225,7 @@ def test_the_host_calls_the_panel_as_pipedrive_does_and_renders_by_type(monkeypa
         (_Answer(200, fail=True), "unreachable", ""),
     ],
 )
-def test_the_host_shows_what_pipedrive_would(monkeypatch, sandbox_world, answer, state, message) -> None:  # type: ignore[no-untyped-def]
+def test_the_host_shows_what_pipedrive_would(monkeypatch, sandbox_world, answer, state, message) -> None:
     _answering(monkeypatch, answer)
     shown = _show(sandbox_world)
     assert shown.state == state
@@ -238,7 +238,7 @@ def test_the_host_shows_what_pipedrive_would(monkeypatch, sandbox_world, answer,
 @pytest.mark.django_db(databases=SANDBOX_DB)
 def test_a_deal_page_shows_the_apps_json_panel_error_before_install(
     client: Client, sandbox_world, _json_panels_in_process
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     deal = Deal.objects.filter(company=sandbox_world.acme).first()
     page = client.get(f"/sandbox/acme/deals/{deal.pk}/").content.decode()
     assert 'data-json-panel="deal" data-state="error"' in page and "Install the app first" in page
@@ -264,7 +264,7 @@ def _json_panel_html(page: str) -> str:
 
 
 @pytest.mark.django_db(transaction=True, databases=SANDBOX_DB)
-def test_live_json_panels_and_settings_surface_from_sandbox_pages(live_sandbox, browser, sandbox_world) -> None:  # type: ignore[no-untyped-def]
+def test_live_json_panels_and_settings_surface_from_sandbox_pages(live_sandbox, browser, sandbox_world) -> None:
     admin, regular = sandbox_world.acme_admin, sandbox_world.acme_regular
     assert browser_install(live_sandbox, admin, browser).status_code == 200
     deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).order_by("pk").first()

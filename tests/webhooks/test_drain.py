@@ -23,11 +23,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def lost(monkeypatch):  # type: ignore[no-untyped-def]
+def lost(monkeypatch):
     """Store deliveries as if the broker had lost every message."""
     monkeypatch.setattr(services, "inbox_event_enqueue", lambda **kwargs: False)
 
-    def store(state, count: int) -> list[int]:  # type: ignore[no-untyped-def]
+    def store(state, count: int) -> list[int]:
         ids = []
         for n in range(count):
             payload = load_event("deal.change", id=f"lost-{n}")
@@ -43,7 +43,7 @@ def lost(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def wake_ups(monkeypatch) -> list[dict]:  # type: ignore[no-untyped-def]
+def wake_ups(monkeypatch) -> list[dict]:
     published: list[dict] = []
     monkeypatch.setattr(tasks.drain_inbox, "apply_async", lambda *args, **kwargs: published.append(kwargs))
     return published
@@ -127,7 +127,7 @@ def test_the_first_publish_that_works_again_wakes_a_drain(webhook_company, post_
     attempts: list[int] = []
     broker = {"up": False}
 
-    def publish(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def publish(*args, **kwargs):
         attempts.append(1)
         if not broker["up"]:
             raise ConnectionRefusedError("broker down")

@@ -28,17 +28,17 @@ COMPANY = 1001
 
 
 @pytest.fixture
-def install(install_user, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def install(install_user, django_capture_on_commit_callbacks):
     """install_user with the after-commit hooks run, as in production."""
 
-    def run(*args, **kwargs) -> Installation:  # type: ignore[no-untyped-def]
+    def run(*args, **kwargs) -> Installation:
         with django_capture_on_commit_callbacks(execute=True):
             return install_user(*args, **kwargs)
 
     return run
 
 
-def _ours(pipedrive, company_id: int = COMPANY) -> list[dict]:  # type: ignore[no-untyped-def]
+def _ours(pipedrive, company_id: int = COMPANY) -> list[dict]:
     prefix = f"{settings.APP_BASE_URL}/webhooks/pipedrive/"
     return [w for w in pipedrive.company_webhooks(company_id) if w["subscription_url"].startswith(prefix)]
 
@@ -244,7 +244,7 @@ def test_rate_limit_is_retried_later_with_the_carried_wait(pipedrive, install, m
 
     seen: dict[str, float] = {}
 
-    def fake_retry(*, countdown, exc):  # type: ignore[no-untyped-def]
+    def fake_retry(*, countdown, exc):
         seen["countdown"] = countdown
         return RuntimeError("retry scheduled")
 
