@@ -68,7 +68,8 @@ class Redis:
     """A private redis-server with an append-only file: a restart keeps what was queued."""
 
     def __init__(self, logs: Path) -> None:
-        self.port, self.dir, self.logs, self.child = harness.free_port(), logs / "redis", logs, None
+        self.port, self.dir, self.logs = harness.free_port(), logs / "redis", logs
+        self.child: harness.Child | None = None
         self.dir.mkdir(exist_ok=True)
 
     @property
@@ -78,7 +79,7 @@ class Redis:
     def start(self) -> None:
         argv = [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--dir", str(self.dir), "--appendonly", "yes", "--save", ""]
-        self.child = harness.Child("redis", argv, dict(os.environ), self.logs / "redis.log").start()
+        child = self.child = harness.Child("redis", argv, dict(os.environ), self.logs / "redis.log").start()
 
         def up() -> bool:
             try:
@@ -89,7 +90,7 @@ class Redis:
                 return False
 
         if not harness.wait_for(up, 10, 0.05):
-            raise RuntimeError("redis did not start:\n" + self.child.tail())
+            raise RuntimeError("redis did not start:\n" + child.tail())
 
     def stop(self) -> None:
         if self.child is not None:

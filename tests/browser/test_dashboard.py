@@ -82,6 +82,7 @@ def _world() -> tuple[Any, Company, InboxEvent]:
     LifecycleEvent.objects.create(
         kind="company_uninstalled", source="pipedrive", pipedrive_company_id=9999, occurred_at=now - timedelta(days=2)
     )
+    assert acme is not None
     dead = make_event(company=acme, status=InboxEvent.Status.DEAD, entity="person", action="change")
     return operator, acme, dead
 

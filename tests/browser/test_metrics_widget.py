@@ -25,6 +25,7 @@ def test_the_overview_shows_live_lag_and_acknowledgement(page: Any, live_server:
     settings.METRICS_ENABLED = True
     cache.clear()
     operator, secret = make_user(email="ops-live@example.test", staff=True, with_totp=True)
+    assert secret
     company = Company.objects.create(pipedrive_company_id=8300, name="Live Co", api_domain="https://x.invalid")
     make_event(company=company, status=InboxEvent.Status.PENDING, received_at=timezone.now() - timedelta(minutes=4))
     # What the receiver and the workers would have recorded in this (single) process.

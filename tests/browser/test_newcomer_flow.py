@@ -100,7 +100,7 @@ def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbo
     # 6. Step 3's link opens the company in the sandbox; a deal page frames the app's panel.
     page.locator(f"[data-link=company-{company.domain}]").click()
     page.wait_for_url(f"{live_sandbox.oauth_url}/{company.domain}/**")
-    deal = Deal.objects.filter(company=company, is_deleted=False).order_by("pk").first()
+    deal = Deal.objects.filter(company=company, is_deleted=False).earliest("pk")
     page.get_by_role("link", name=deal.title, exact=True).first.click()
     page.wait_for_url(f"**/{company.domain}/deals/{deal.pk}/**")
     host = page.locator("[data-pd-extension-host]")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kombu import Connection, Consumer, Exchange, Queue
@@ -33,7 +34,8 @@ def _lose_broker_mid_read(redis: PrivateRedis, transport: str) -> None:
     connection = Connection(redis.url, transport=transport)
     # Two channels, as in a worker (task consumer on the default channel, the control box on
     # another), each with a message delivered and not acknowledged and a BRPOP pending.
-    channels = [connection.default_channel, connection.channel()]
+    # kombu's Redis channels (or our subclass): the private BRPOP state used below has no type hints.
+    channels: list[Any] = [connection.default_channel, connection.channel()]
     for number, channel in enumerate(channels):
         name = f"broker-close-{number}"
         queue = Queue(name, Exchange(name, type="direct"), routing_key=name)

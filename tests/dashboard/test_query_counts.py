@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from pipedrive_app.dashboard.services import audit_entry_create
-from pipedrive_app.installations.models import Installation, LifecycleEvent
+from pipedrive_app.installations.models import Company, Installation, LifecycleEvent
 from pipedrive_app.webhooks.models import InboxEvent
 
 from .conftest import make_event
@@ -25,7 +25,7 @@ def queries_for(client: Client, url: str) -> int:
     return len(captured)
 
 
-def grow(make_company: Callable[..., object], operator: object, rows: int) -> None:
+def grow(make_company: Callable[..., Company], operator: object, rows: int) -> None:
     for n in range(rows):
         company = make_company(
             installations=(Installation.Status.ACTIVE, Installation.Status.NEEDS_REAUTH),

@@ -79,12 +79,13 @@ def _run(*, delay: float, count: int) -> int:
         deal = double.add_deal(company_id, title="Renewal", value=1000, person_id=person["id"], org_id=org["id"])
         double.add_deal(company_id, title="Pilot", value=200, person_id=person["id"])
 
+        jwt_secret = "bench-jwt-secret-" + "x" * 48
         common = {
             "PIPEDRIVE_OAUTH_URL": double.base_url,
             "PIPEDRIVE_ALLOWED_API_DOMAINS": [double.base_url],
             "PIPEDRIVE_CLIENT_ID": double.client_id,
             "PIPEDRIVE_CLIENT_SECRET": double.client_secret,
-            "PIPEDRIVE_JWT_SECRET": "bench-jwt-secret-" + "x" * 48,
+            "PIPEDRIVE_JWT_SECRET": jwt_secret,
             "EXTENSIONS_PANEL_CACHE_SECONDS": 0,
             "EXTENSIONS_LOOKUP_CACHE_SECONDS": 0,
         }
@@ -109,7 +110,7 @@ def _run(*, delay: float, count: int) -> int:
                     with override_settings(
                         EXTENSIONS_API_WORKERS=workers, EXTENSIONS_LOOKUP_CACHE_SECONDS=lookup_seconds
                     ):
-                        samples = _measure(client, jwt, common["PIPEDRIVE_JWT_SECRET"], resource, record_id, count)
+                        samples = _measure(client, jwt, jwt_secret, resource, record_id, count)
                     rows.append((resource, label, workers, samples))
     finally:
         double.stop()

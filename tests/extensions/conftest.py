@@ -50,7 +50,7 @@ def make_token(
 
 def panel_query(
     *,
-    resource: str = "deal",
+    resource: str | None = "deal",
     record_id: int | None = 1,
     company_id: int = COMPANY,
     user_id: int = ADMIN,

@@ -38,7 +38,7 @@ TRIED: Counter[str] = Counter()
 SEEDED: set[str] = set()
 
 
-def _post(client: Client, path: str, body: bytes, token: str | None = None, **headers: str):
+def _post(client: Client, path: str, body: bytes, token: str | None = None, **headers: Any):
     if token is not None:
         headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     return client.generic("POST", path, body, content_type="application/json", **headers)

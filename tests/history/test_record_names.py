@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipedrive_app.history.selectors import record_history
+from pipedrive_app.history.selectors import HistoryEntry, record_history
 from pipedrive_app.installations.models import Company
 from pipedrive_app.webhooks.models import InboxEvent
 from pipedrive_app.webhooks.services import webhook_state_get_or_create
@@ -41,7 +41,7 @@ def _change(previous: dict, data: dict, **meta: object) -> dict:
     return payload
 
 
-def _lines(company: Company) -> dict[str, object]:
+def _lines(company: Company) -> dict[str, HistoryEntry]:
     return {e.field_key: e for e in record_history(company_id=company.pk, entity="deal", entity_id=42)}
 
 

@@ -30,8 +30,9 @@ def _raw_values() -> list[bytes]:
         keys = list(client.scan_iter(match=backend.make_key("*"), count=500))
         return [v for v in client.mget(keys) if v is not None] if keys else []
     if isinstance(backend, LocMemCache):
-        with backend._lock:
-            return [bytes(v) for v in backend._cache.values()]
+        locmem: Any = backend  # its lock and store are private (not in the stubs)
+        with locmem._lock:
+            return [bytes(v) for v in locmem._cache.values()]
     pytest.skip(f"unsupported cache backend {type(backend)}")
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -19,7 +20,7 @@ def _basic(user: str, password: str) -> str:
 
 
 def _notify(client: Client, pipedrive, body: object, *, auth: str | None = None, raw: bytes | None = None):
-    headers = {}
+    headers: dict[str, Any] = {}
     if auth is None:
         auth = _basic(pipedrive.client_id, pipedrive.client_secret)
     if auth:

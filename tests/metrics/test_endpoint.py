@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client, override_settings
 
@@ -13,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _get(*, remote: str = "127.0.0.1", auth: str | None = None) -> int:
-    headers = {"REMOTE_ADDR": remote}
+    headers: dict[str, Any] = {"REMOTE_ADDR": remote}
     if auth is not None:
         headers["HTTP_AUTHORIZATION"] = auth
     return Client().get("/metrics", **headers).status_code

@@ -149,7 +149,7 @@ def grant(client: Client) -> Callable[[SandboxUser], dict[str, Any]]:
 def api(client: Client) -> Callable[..., Any]:
     def call(method: str, domain: str, path: str, token: str | None, *, body: Any = None, query: Any = None) -> Any:
         url = f"/sandbox/{domain}{path}"
-        extra = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+        extra: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
         if method == "GET":
             return client.get(url, query or {}, **extra)
         if method == "DELETE":

@@ -41,7 +41,9 @@ def browser_install(
         assert consent_url.startswith(f"{live.oauth_url}/oauth/authorize?") and "state=" in consent_url
     else:
         marketplace = browser.get(f"{live.oauth_url}/marketplace/", timeout=10)
-        path = re.search(r'href="(/sandbox/oauth/authorize\?[^"]+)"', marketplace.text).group(1).replace("&amp;", "&")
+        link = re.search(r'href="(/sandbox/oauth/authorize\?[^"]+)"', marketplace.text)
+        assert link, marketplace.text
+        path = link.group(1).replace("&amp;", "&")
         consent_url = f"{live.url}{path}"
         assert "state=" not in consent_url
     page = browser.get(consent_url, timeout=10)
@@ -72,7 +74,7 @@ def test_install_with_state_stores_the_installation(live_sandbox, browser, sandb
     assert set(installation.scopes) == {"base", "deals:full", "contacts:full", "users:read", "admin"}
     assert installation.company.api_domain == live_sandbox.api_domain("acme")
     assert installation.company.name == "Acme Sales" and installation.company.domain == "acme"
-    assert len(installation.access_token) >= 100
+    assert installation.access_token and len(installation.access_token) >= 100
 
 
 def test_install_without_state_from_the_marketplace(live_sandbox, browser, sandbox_world) -> None:

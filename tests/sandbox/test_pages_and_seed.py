@@ -46,8 +46,8 @@ def test_seed_is_idempotent_and_reset_reseeds() -> None:
 
 @pytest.mark.django_db(databases=SANDBOX_DB)
 def test_pages_render(client: Client, sandbox_world) -> None:
-    deal = Deal.objects.filter(company=sandbox_world.acme).first()
-    person = Person.objects.filter(company=sandbox_world.acme).first()
+    deal = Deal.objects.filter(company=sandbox_world.acme).earliest("pk")
+    person = Person.objects.filter(company=sandbox_world.acme).earliest("pk")
     for url in (
         "/sandbox/",
         "/sandbox/marketplace/",
@@ -68,7 +68,7 @@ def test_pages_render(client: Client, sandbox_world) -> None:
 
 @pytest.mark.django_db(databases=SANDBOX_DB)
 def test_detail_pages_host_the_apps_panel_with_pipedrives_parameters(client: Client, sandbox_world) -> None:
-    deal = Deal.objects.filter(company=sandbox_world.acme).first()
+    deal = Deal.objects.filter(company=sandbox_world.acme).earliest("pk")
     html = client.get(f"/sandbox/acme/deals/{deal.pk}/?as={sandbox_world.acme_regular.pk}").content.decode()
     if "data-pd-extension-host" not in html:
         pytest.skip("the extension host template is not there yet")
@@ -85,7 +85,7 @@ def test_detail_pages_host_the_apps_panel_with_pipedrives_parameters(client: Cli
 
 @pytest.mark.django_db(databases=SANDBOX_DB)
 def test_person_page_edit_saves(client: Client, sandbox_world) -> None:
-    person = Person.objects.filter(company=sandbox_world.acme).first()
+    person = Person.objects.filter(company=sandbox_world.acme).earliest("pk")
     response = client.post(
         f"/sandbox/acme/persons/{person.pk}/",
         {"name": "Page Edited", "email": "pe@x.example", "phone": "", "job_title": "CFO"},

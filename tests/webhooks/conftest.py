@@ -64,7 +64,7 @@ def post_event(client: Client, django_capture_on_commit_callbacks) -> Callable[.
         raw: bytes | None = None,
         auth: str | None = None,
         path: str | None = None,
-        **headers: str,
+        **headers: Any,
     ):
         body = raw if raw is not None else json.dumps(payload).encode()
         authorization = auth if auth is not None else basic(state.http_auth_user, state.http_auth_password)

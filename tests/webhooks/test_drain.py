@@ -198,6 +198,7 @@ def test_a_processing_task_also_takes_the_stragglers(webhook_company, lost) -> N
     own = services.inbox_event_receive(
         state=state, delivery=delivery_from_payload(payload), body=__import__("json").dumps(payload)
     ).inbox_event_id
+    assert own is not None
     assert tasks.process_inbox_event.run(own) == "processed"
     assert set(InboxEvent.objects.values_list("status", flat=True)) == {"processed"}
 

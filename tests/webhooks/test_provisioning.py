@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from pipedrive_app.history.models import ChangeRecord
-from pipedrive_app.installations.models import Company, Installation
+from pipedrive_app.installations.models import Company, Installation, LifecycleEvent
 from pipedrive_app.installations.services import (
     company_settings_update,
     company_uninstall_by_vendor,
@@ -131,7 +131,7 @@ def test_reconcile_recreates_dropped_removes_duplicates_and_strays_and_keeps_for
     remaining = {w["id"] for w in pipedrive.company_webhooks(COMPANY)}
     assert person["id"] in remaining and foreign.id in remaining and len(_ours(pipedrive)) == 2
     row = Subscription.objects.get(event_object="person")
-    assert row.last_http_status == 200 and row.last_delivery_time.year == 2025
+    assert row.last_http_status == 200 and row.last_delivery_time and row.last_delivery_time.year == 2025
     # Idempotent: a second run changes nothing.
     again = company_webhooks_reconcile(company_id=admin.company_id)
     assert (again.created, again.deleted) == ([], [])
@@ -203,7 +203,9 @@ def test_owner_uninstall_moves_ownership_then_none_left_is_unavailable_then_reco
     # The last admin leaves; a regular user stays: nobody may manage webhooks.
     pipedrive.revoke_all(COMPANY, 502)
     with django_capture_on_commit_callbacks(execute=True):
-        installation_uninstall(pipedrive_company_id=COMPANY, pipedrive_user_id=502, source="pipedrive")
+        installation_uninstall(
+            pipedrive_company_id=COMPANY, pipedrive_user_id=502, source=LifecycleEvent.Source.PIPEDRIVE
+        )
     state = _state()
     assert state.status == "unavailable" and state.owner_id is None
     assert "admin" in state.unavailable_reason
