@@ -18,6 +18,7 @@ import random
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -407,6 +408,7 @@ class CompanyGone(Exception):
 # endpoints). The first publish that works again also wakes a drain of the inbox, which takes
 # whatever stayed pending meanwhile (see inbox_drain).
 BROKER_BACKOFF_SECONDS = 5.0
+broker_clock: Callable[[], float] = time.monotonic  # the back-off's clock (tests put their own here)
 _broker_down_until = 0.0
 _broker_failed = False
 
@@ -416,13 +418,13 @@ def inbox_event_enqueue(*, inbox_event_id: int) -> bool:
     global _broker_down_until, _broker_failed
     from .tasks import process_inbox_event
 
-    if time.monotonic() < _broker_down_until:
+    if broker_clock() < _broker_down_until:
         return False
     try:
         process_inbox_event.apply_async(args=(inbox_event_id,), retry=False)
     except Exception as exc:
         if not process_inbox_event.app.conf.task_always_eager:  # eager: the task itself failed
-            _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
+            _broker_down_until = broker_clock() + BROKER_BACKOFF_SECONDS
             _broker_failed = True
         logger.warning("inbox event %s not queued (%s); a drain will take it", inbox_event_id, type(exc).__name__)
         return False

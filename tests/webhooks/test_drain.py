@@ -133,7 +133,7 @@ def test_the_first_publish_that_works_again_wakes_a_drain(webhook_company, post_
             raise ConnectionRefusedError("broker down")
 
     clock = [1000.0]
-    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(services, "broker_clock", lambda: clock[0])
     monkeypatch.setattr(services, "_broker_down_until", 0.0)
     monkeypatch.setattr(services, "_broker_failed", False)
     monkeypatch.setattr(tasks.process_inbox_event, "apply_async", publish)
