@@ -96,6 +96,35 @@ class RecordedRequest:
         return credentials if scheme.lower() == "bearer" else None
 
 
+class Rendezvous:
+    """Holds requests to a set of paths until all of them are in flight at once (or ``timeout``).
+
+    Proof of concurrency without a stopwatch: callers that send the requests together meet here and
+    are answered at once (``met``); callers that send them one after another never meet, and each
+    request waits ``timeout`` alone (``most_together`` stays 1).
+    """
+
+    def __init__(self, paths: Iterable[str], timeout: float) -> None:
+        self.paths = frozenset(paths)
+        self.timeout = timeout
+        self.met = False
+        self.most_together = 0
+        self._waiting: set[str] = set()
+        self._condition = threading.Condition()
+
+    def wait(self, path: str) -> None:
+        with self._condition:
+            self._waiting.add(path)
+            self.most_together = max(self.most_together, len(self._waiting))
+            if self._waiting >= self.paths:
+                self.met = True
+                self._condition.notify_all()
+            elif not self.met:
+                self._condition.wait_for(lambda: self.met, timeout=self.timeout)
+            if not self.met:
+                self._waiting.discard(path)  # gave up alone: the next one starts over
+
+
 @dataclass
 class _Fault:
     status: int
@@ -288,6 +317,7 @@ class PipedriveDouble:
         kinds = ("deal", "person", "note", "webhook", "pipeline", "stage", "organization")
         self._ids = {kind: itertools.count(1) for kind in kinds}
         self._authorize_decision: tuple[int, int] | str | None = None
+        self._rendezvous: Rendezvous | None = None
         self._server: _DoubleServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -535,6 +565,13 @@ class PipedriveDouble:
             headers.pop("x-ratelimit-reset")
         self.fail_next(path, status=429, body=errors.over_limit(), times=times, headers=headers)
 
+    def hold_until_together(self, paths: Iterable[str], *, timeout: float = 5.0) -> Rendezvous:
+        """Hold requests to ``paths`` until all of them are in flight at once (see ``Rendezvous``)."""
+        rendezvous = Rendezvous(paths, timeout)
+        with self._lock:
+            self._rendezvous = rendezvous
+        return rendezvous
+
     def drop_webhook(self, webhook_id: int) -> None:
         """Pipedrive deleted a webhook on its own (e.g. after 3 days without a successful delivery)."""
         with self._lock:
@@ -622,6 +659,9 @@ class PipedriveDouble:
 
         if self.api_delay and path.startswith("/api/"):
             time.sleep(self.api_delay)
+        rendezvous = self._rendezvous
+        if rendezvous is not None and path in rendezvous.paths:
+            rendezvous.wait(path)
         route, path_args = _find_route(method, path)
         if route is None:
             return _json_reply(404, {"success": False, "error": "Unknown method .", "errorCode": 404})

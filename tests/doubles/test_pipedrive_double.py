@@ -325,6 +325,39 @@ def test_rate_limit_next_headers(double: PipedriveDouble) -> None:
     assert response.headers["x-ratelimit-remaining"] == "0"
 
 
+def test_held_requests_sent_together_meet_and_are_answered(double: PipedriveDouble) -> None:
+    token = obtain_tokens(double, COMPANY, USER)["access_token"]
+    stages = [double.add_stage(COMPANY, name=f"Stage {n}")["id"] for n in (1, 2, 3)]
+    paths = [f"/api/v2/stages/{stage}" for stage in stages]
+    rendezvous = double.hold_until_together(paths, timeout=30)
+    answers: list[int] = []
+
+    def get(path: str) -> None:
+        response = requests.get(f"{double.base_url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        answers.append(response.status_code)
+
+    threads = [threading.Thread(target=get, args=(path,)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert answers == [200, 200, 200]
+    assert rendezvous.met and rendezvous.most_together == 3
+
+
+def test_held_requests_sent_one_after_another_never_meet(double: PipedriveDouble) -> None:
+    token = obtain_tokens(double, COMPANY, USER)["access_token"]
+    stages = [double.add_stage(COMPANY, name=f"Stage {n}")["id"] for n in (1, 2)]
+    paths = [f"/api/v2/stages/{stage}" for stage in stages]
+    rendezvous = double.hold_until_together(paths, timeout=0.2)  # each waits this long, alone
+
+    for path in paths:
+        assert requests.get(f"{double.base_url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=5).ok
+
+    assert not rendezvous.met and rendezvous.most_together == 1
+
+
 def test_recorded_requests_keep_tokens_out_of_repr(double: PipedriveDouble) -> None:
     token = obtain_tokens(double, COMPANY, USER)["access_token"]
     me(double, token)

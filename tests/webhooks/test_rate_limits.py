@@ -60,17 +60,16 @@ def test_threads_sharing_one_token_stay_under_the_burst_limit(pipedrive, install
             client.get_current_user()
         client.close()
 
-    started = time.monotonic()
     pool = [threading.Thread(target=work) for _ in range(threads)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join(60)
-    elapsed = time.monotonic() - started
     times = _me_times(pipedrive)[before:]
     assert len(times) == threads * calls
+    # As Pipedrive counts them (arrivals at the double): never more than the limit in any window,
+    # so the 200 calls spread over three windows (0, 2 and 4 s) whatever the machine's speed.
     assert _max_in_window(times, WINDOW) <= PIPEDRIVE_LIMIT
-    assert elapsed >= 3.5  # 200 calls at 75 per 2 s: windows at 0, 2 and 4 s
 
 
 _CHILD = """
