@@ -119,8 +119,19 @@ def _celery(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_release_migrates_and_exits_0(deploy_env, tmp_path) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.migrations.recorder import MigrationRecorder
+
+    latest = ("dashboard", "0003_encrypt_mfa_seeds")  # a data migration: cheap to take back
+    call_command("migrate", latest[0], "0002_inbox_hourly_count", verbosity=0)
+    assert latest not in MigrationRecorder(connection).applied_migrations()
+
     process = Process(procfile()["release"], deploy_env, tmp_path / "release.log")
+
     assert process.popen.wait(120) == 0, process.text()[-2000:]
+    assert f"Applying {latest[0]}.{latest[1]}... OK" in process.text()
+    assert latest in MigrationRecorder(connection).applied_migrations()
 
 
 @pytest.mark.worker

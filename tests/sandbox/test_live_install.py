@@ -119,6 +119,7 @@ def test_401_refreshes_once_and_retries(live_sandbox, browser, sandbox_world) ->
     stale = installation.access_token
     # The sandbox expires the token behind the app's back: the app still thinks it valid.
     sandbox_services.access_tokens_expire(user=sandbox_world.acme_admin)
+    issued_before = AccessToken.objects.filter(user=sandbox_world.acme_admin).count()
 
     client = installation_client(installation=installation)
     try:
@@ -129,6 +130,8 @@ def test_401_refreshes_once_and_retries(live_sandbox, browser, sandbox_world) ->
     assert len(page.items) == 5 and page.next_cursor
     installation.refresh_from_db()
     assert installation.access_token != stale and installation.status == Installation.Status.ACTIVE
+    # Once: the sandbox's token endpoint issued exactly one access token for the retry.
+    assert AccessToken.objects.filter(user=sandbox_world.acme_admin).count() == issued_before + 1
 
 
 def test_revoked_grant_makes_the_installation_need_reauth(live_sandbox, browser, sandbox_world) -> None:

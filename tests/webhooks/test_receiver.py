@@ -61,8 +61,9 @@ def test_v1_retries_share_a_key_and_distinct_v1_events_do_not(webhook_company, p
     retry = load_event("deal.updated", webhook_id="12")
     retry["retry"] = 2
     other = load_event("deal.updated", timestamp_micro=1740910501000000, timestamp=1740910501)
-    for payload in (first, retry, other):
-        assert post_event(state, payload).status_code == 200
+    answers = [post_event(state, payload) for payload in (first, retry, other)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.json()["duplicate"] for a in answers] == [False, True, False]
     assert InboxEvent.objects.count() == 2
 
 
