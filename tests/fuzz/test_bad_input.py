@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -31,10 +30,11 @@ from tests.extensions.conftest import (  # noqa: F401 - fixtures
 from tests.installations.conftest import install_user, start_install  # noqa: F401 - fixture
 from tests.webhooks.conftest import basic, load_event, post_event, receiver_path, webhook_company  # noqa: F401
 
+from .conftest import TRIED  # counted here, printed in the terminal summary
+
 pytestmark = pytest.mark.django_db
 
 DEEP = b'{"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
-TRIED: Counter[str] = Counter()
 SEEDED: set[str] = set()
 
 
@@ -258,9 +258,3 @@ def test_fuzz_oauth_callback(client, pipedrive, params, with_state) -> None:  # 
     TRIED["oauth/callback (GET)"] += 1
     assert response.status_code < 500, (query, response.content[:300])
     assert not Installation.objects.exists()
-
-
-def test_zz_inputs_tried_per_endpoint(capsys) -> None:
-    """Runs last (file order): prints what the suite above tried, even without ``-s``."""
-    with capsys.disabled():
-        print("\ninputs tried per endpoint: " + ", ".join(f"{name} {n}" for name, n in sorted(TRIED.items())))
