@@ -57,7 +57,7 @@ lint: $(VENV)/.deps
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.deps
-	DEBUG=on PIPEDRIVE_SANDBOX=on $(BIN)/mypy pipedrive_app extensions sandbox
+	DEBUG=on PIPEDRIVE_SANDBOX=on $(BIN)/mypy pipedrive_app extensions sandbox tests bench
 
 format: $(VENV)/.deps
 	$(BIN)/ruff format .

@@ -100,13 +100,14 @@ def main() -> int:
     for pair in range(pairs):
         order = (False, True) if pair % 2 == 0 else (True, False)
         results = {enabled: _run(enabled) for enabled in order}
-        if results[False] is None or results[True] is None:
+        result_off, result_on = results[False], results[True]
+        if result_off is None or result_on is None:
             return 1
-        off.append(results[False])
-        on.append(results[True])
+        off.append(result_off)
+        on.append(result_on)
         print(
-            f"{pair + 1:>4} {'off' if not order[0] else 'on':>6} {results[False][0]:>10.0f} {results[True][0]:>9.0f}"
-            f" {results[False][1]:>10.2f} {results[True][1]:>9.2f}  {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+            f"{pair + 1:>4} {'off' if not order[0] else 'on':>6} {result_off[0]:>10.0f} {result_on[0]:>9.0f}"
+            f" {result_off[1]:>10.2f} {result_on[1]:>9.2f}  {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
         )
     throughput_off, throughput_on = statistics.median(v[0] for v in off), statistics.median(v[0] for v in on)
     ratio_off, ratio_on = statistics.median(v[1] for v in off), statistics.median(v[1] for v in on)

@@ -236,7 +236,7 @@ def _run_on_timer(delivery_id: int) -> None:
         logger.exception("sandbox: scheduled webhook delivery %s failed", delivery_id)
     finally:
         with _timers_lock:
-            _pending_timers.discard(current)  # type: ignore[arg-type]
+            _pending_timers.discard(current)
         connections.close_all()
 
 

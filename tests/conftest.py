@@ -104,7 +104,7 @@ def _celery_eager(request: pytest.FixtureRequest) -> object:
 
 
 @pytest.fixture
-def pipedrive(pipedrive_double, settings):  # type: ignore[no-untyped-def]
+def pipedrive(pipedrive_double, settings):
     """The loopback Pipedrive double, with the app configured to use it as Pipedrive."""
     settings.PIPEDRIVE_OAUTH_URL = pipedrive_double.base_url
     settings.PIPEDRIVE_ALLOWED_API_DOMAINS = [pipedrive_double.base_url]
@@ -115,7 +115,7 @@ def pipedrive(pipedrive_double, settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def subprocess_env(pipedrive, settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def subprocess_env(pipedrive, settings) -> dict[str, str]:
     """Environment for a child process (worker, stampede) that shares this test's database and double."""
     from django.db import connection
 

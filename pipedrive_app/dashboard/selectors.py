@@ -158,7 +158,7 @@ def company_list_page(
         .order_by("name", "pk")
     )
     for row in rows:
-        row.health = _row_health(state_status=row.webhook_status, failing=row.failing_subscriptions)  # type: ignore[attr-defined]
+        row.health = _row_health(state_status=row.webhook_status, failing=row.failing_subscriptions)
     return page_obj, rows
 
 

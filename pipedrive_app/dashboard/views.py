@@ -56,7 +56,7 @@ def company_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _company_or_404(company_id: int):  # type: ignore[no-untyped-def]
+def _company_or_404(company_id: int):
     company = selectors.company_get(company_id=company_id)
     if company is None:
         raise Http404("No such company (it may have been uninstalled).")
@@ -122,7 +122,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _event_or_404(event_id: int):  # type: ignore[no-untyped-def]
+def _event_or_404(event_id: int):
     event = selectors.event_get(event_id=event_id)
     if event is None:
         raise Http404("No such event.")

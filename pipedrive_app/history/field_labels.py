@@ -207,7 +207,7 @@ def _time(value: Any) -> str:
     return text[:-3] if len(text) == 8 and text[2] == ":" and text.endswith(":00") else text
 
 
-def _mapping_display(value: Mapping[str, Any], options: Mapping[str, str]) -> str:
+def _mapping_display(value: Mapping[str, Any], options: Mapping[str, str]) -> str:  # noqa: C901  (flat: one case per shape)
     """v2 typed custom-field values ({"type": ..., "id" | "value" | "values" | "from"/"until"}), a
     lead's value ({"amount", "currency"}), product prices, and v1 related objects ({"name", "value"})."""
     kind = value.get("type")

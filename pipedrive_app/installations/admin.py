@@ -48,7 +48,7 @@ class LifecycleEventAdmin(admin.ModelAdmin):
     list_filter = ("kind", "source")
     search_fields = ("=pipedrive_company_id",)
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request, obj=None):
         return False
 
 
@@ -57,7 +57,7 @@ class OAuthStateAdmin(admin.ModelAdmin):
     list_display = ("created_at", "used_at")
     exclude = ("state_hash", "browser_hash")
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request, obj=None):
         return False
 
 

@@ -18,6 +18,7 @@ import random
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -109,7 +110,7 @@ RECONCILE_LEASE_SECONDS = 600
 RECONCILE_MAX_RUNS = 5
 
 
-def _reconcile_lease_scope(company_id: int):  # type: ignore[no-untyped-def]
+def _reconcile_lease_scope(company_id: int):
     return Company.objects.filter(pk=company_id)
 
 
@@ -211,7 +212,7 @@ def _state_unavailable(company_id: int, reason: str) -> ReconcileResult:
     return ReconcileResult(status="unavailable", reason=reason)
 
 
-def _reconcile_as(  # type: ignore[no-untyped-def]
+def _reconcile_as(
     *, client, owner: Installation, state: CompanyWebhookState
 ) -> tuple[ReconcileResult, dict[str, DesiredSubscription], dict[str, Webhook], dict[str, str]]:
     """The Pipedrive side of a run (no transaction open): list, delete strays, create what is missing."""
@@ -410,6 +411,7 @@ class CompanyGone(Exception):
 # endpoints). The first publish that works again also wakes a drain of the inbox, which takes
 # whatever stayed pending meanwhile (see inbox_drain).
 BROKER_BACKOFF_SECONDS = 5.0
+broker_clock: Callable[[], float] = time.monotonic  # the back-off's clock (tests put their own here)
 _broker_down_until = 0.0
 _broker_failed = False
 
@@ -419,13 +421,13 @@ def inbox_event_enqueue(*, inbox_event_id: int) -> bool:
     global _broker_down_until, _broker_failed
     from .tasks import process_inbox_event
 
-    if time.monotonic() < _broker_down_until:
+    if broker_clock() < _broker_down_until:
         return False
     try:
         process_inbox_event.apply_async(args=(inbox_event_id,), retry=False)
     except Exception as exc:
         if not process_inbox_event.app.conf.task_always_eager:  # eager: the task itself failed
-            _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
+            _broker_down_until = broker_clock() + BROKER_BACKOFF_SECONDS
             _broker_failed = True
         logger.warning("inbox event %s not queued (%s); a drain will take it", inbox_event_id, type(exc).__name__)
         return False
@@ -711,7 +713,7 @@ def inbox_events_replay_dead(*, company_id: int | None = None) -> int:
     return sum(1 for pk in dead_inbox_event_ids(company_id=company_id) if inbox_event_replay(inbox_event_id=pk))
 
 
-def inbox_events_purge_processed(*, now=None) -> int:  # type: ignore[no-untyped-def]
+def inbox_events_purge_processed(*, now=None) -> int:
     """Forget settled events (processed, skipped, unprocessable) after WEBHOOKS_INBOX_RETENTION_DAYS
     (long past Pipedrive's retries)."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOKS_INBOX_RETENTION_DAYS)

@@ -23,7 +23,7 @@ def _backoff(retries: int) -> float:
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def process_inbox_event(self, inbox_event_id: int) -> str:  # type: ignore[no-untyped-def]
+def process_inbox_event(self, inbox_event_id: int) -> str:
     """Process one stored delivery, then a batch of stragglers (services.inbox_stragglers_drain).
 
     The service counts attempts and dead-letters; this retries. A first delivery of a row that a
@@ -54,7 +54,7 @@ def process_inbox_event(self, inbox_event_id: int) -> str:  # type: ignore[no-un
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8)
-def reconcile_company_webhooks(self, company_id: int) -> str:  # type: ignore[no-untyped-def]
+def reconcile_company_webhooks(self, company_id: int) -> str:
     """Reconcile one company; 429 retries after the wait Pipedrive named, 5xx with back-off, 4xx never."""
     try:
         return services.company_webhooks_reconcile(company_id=company_id).status
@@ -80,7 +80,7 @@ def reconcile_all_webhooks() -> int:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
-def drain_inbox(self) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def drain_inbox(self) -> dict[str, int]:
     """A wake-up: process the inbox's due pending rows (services.inbox_drain).
 
     Out of budget with rows still due, it hands over to a fresh task (behind whatever else is

@@ -94,7 +94,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # Playwright gives every launch a new temporary profile (user-data dir) and deletes it at close;
     # HOME and XDG dirs point into this session's temp dir so nothing of the user's is read or kept.
     home = tmp_path_factory.mktemp("chromium-home")
-    env = {**os.environ, "HOME": str(home)}
+    env: dict[str, str | float | bool] = {**os.environ, "HOME": str(home)}
     env.update(XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"))
     previous_flag = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     playwright = sync_playwright().start()
@@ -131,7 +131,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context.route("**/*", only_loopback)
     page = context.new_page()
     page.set_default_timeout(15_000)
-    page.blocked_requests = blocked  # type: ignore[attr-defined]
+    page.blocked_requests = blocked
     try:
         yield page
     finally:

@@ -48,7 +48,7 @@ def _panel_url(page: Any, live: Any, path: str, theme: str) -> str:
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_panels_settings_and_states_have_no_serious_accessibility_violations(  # type: ignore[no-untyped-def]
+def test_panels_settings_and_states_have_no_serious_accessibility_violations(
     page,
     live_sandbox,
     sandbox_world,

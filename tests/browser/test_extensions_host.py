@@ -328,7 +328,9 @@ def test_template_renders_pipedrive_params_and_the_ten_second_default() -> None:
         signed_token_url="/sandbox/extensions/token?record=5",
     )
     assert 'data-init-timeout-ms="10000"' in html
-    src = re.search(r'<iframe[^>]* src="([^"]+)"', html).group(1).replace("&amp;", "&")
+    iframe = re.search(r'<iframe[^>]* src="([^"]+)"', html)
+    assert iframe, html
+    src = iframe.group(1).replace("&amp;", "&")
     assert set(parse_qs(urlsplit(src).query)) == {
         "id",
         "userId",

@@ -29,13 +29,13 @@ def _floating_frame(page: Any) -> Any:
 def _admins_deal(company: Any, admin: Any) -> Any:
     from sandbox.models import Deal
 
-    deal = Deal.objects.filter(company=company, is_deleted=False).order_by("pk").first()
+    deal = Deal.objects.filter(company=company, is_deleted=False).earliest("pk")
     Deal.objects.filter(pk=deal.pk).update(owner=admin)  # the admin owns it (the seed picks owners at random)
     return deal
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_floating_window_shown_notified_and_hidden_from_the_sandbox_chrome(  # type: ignore[no-untyped-def]
+def test_floating_window_shown_notified_and_hidden_from_the_sandbox_chrome(
     page,
     browser,
     live_sandbox,  # noqa: F811
@@ -157,7 +157,7 @@ def test_floating_window_shown_notified_and_hidden_from_the_sandbox_chrome(  # t
     screenshot(f"{shot}-5-shown-by-panel")
 
 
-def test_floating_window_commands_keep_pipedrives_limits(page, live_sandbox, sandbox_world) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_floating_window_commands_keep_pipedrives_limits(page, live_sandbox, sandbox_world) -> None:  # noqa: F811
     """RESIZE within 70-700 x 200-800 px; SET_NOTIFICATION takes a whole number (0 or none clears);
     SET_FOCUS_MODE needs a visible window and hides its close button."""
     from playwright.sync_api import expect

@@ -21,10 +21,11 @@ from tests.dashboard.conftest import PASSWORD, make_event, make_user, totp_code
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_overview_shows_live_lag_and_acknowledgement(page: Any, live_server: Any, tmp_path, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_overview_shows_live_lag_and_acknowledgement(page: Any, live_server: Any, tmp_path, settings) -> None:
     settings.METRICS_ENABLED = True
     cache.clear()
     operator, secret = make_user(email="ops-live@example.test", staff=True, with_totp=True)
+    assert secret
     company = Company.objects.create(pipedrive_company_id=8300, name="Live Co", api_domain="https://x.invalid")
     make_event(company=company, status=InboxEvent.Status.PENDING, received_at=timezone.now() - timedelta(minutes=4))
     # What the receiver and the workers would have recorded in this (single) process.

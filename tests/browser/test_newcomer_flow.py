@@ -49,7 +49,7 @@ def _consent_and_allow(page: Any, user: Any, screenshot: Callable[[str], Any], n
     page.wait_for_url("**/oauth/installed/**")
 
 
-def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbox_world, screenshot) -> None:  # noqa: F811
     from playwright.sync_api import expect
 
     from sandbox.models import Deal
@@ -115,7 +115,7 @@ def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbo
     # 6. Step 3's link opens the company in the sandbox; a deal page frames the app's panel.
     page.locator(f"[data-link=company-{company.domain}]").click()
     page.wait_for_url(f"{live_sandbox.oauth_url}/{company.domain}/**")
-    deal = Deal.objects.filter(company=company, is_deleted=False).order_by("pk").first()
+    deal = Deal.objects.filter(company=company, is_deleted=False).earliest("pk")
     page.get_by_role("link", name=deal.title, exact=True).first.click()
     page.wait_for_url(f"**/{company.domain}/deals/{deal.pk}/**")
     host = page.locator("[data-pd-extension-host]")
@@ -148,7 +148,7 @@ def test_the_newcomers_path_from_landing_to_uninstall(page, live_sandbox, sandbo
     assert page.blocked_requests == []
 
 
-def test_install_without_an_installation_url(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_install_without_an_installation_url(page, live_sandbox, sandbox_world, screenshot) -> None:  # noqa: F811
     """The Marketplace's other button: straight to consent, no state; the callback still installs."""
     from playwright.sync_api import expect
 

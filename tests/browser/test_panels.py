@@ -26,7 +26,9 @@ def _install(live: Any, user: Any) -> None:
     browser.trust_env = False
     consent_url = browser.get(f"{live.url}/oauth/install", allow_redirects=False, timeout=10).headers["Location"]
     page = browser.get(consent_url, timeout=10)
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    csrf_field = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert csrf_field, page.text
+    csrf = csrf_field.group(1)
     answer = browser.post(
         consent_url,
         data={"csrfmiddlewaretoken": csrf, "user_id": user.pk, "decision": "allow"},
@@ -80,7 +82,7 @@ def _add_note(page: Any, frame: Any, text: str) -> None:
     assert frame.input_value("textarea[name=content]") == ""
 
 
-def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # noqa: F811
     from sandbox.models import Deal, Note
 
     user = sandbox_world.acme_admin
@@ -96,8 +98,7 @@ def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot
             owner=sandbox_world.acme_regular,
         )
         .select_related("pipeline", "stage", "org", "owner", "person")
-        .order_by("pk")
-        .first()
+        .earliest("pk")
     )
 
     host, frame, initialized_after = _open_record(
@@ -105,6 +106,7 @@ def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot
     )
 
     assert initialized_after < 10
+    assert deal.person and deal.org and deal.owner  # the query's conditions
     assert frame.inner_text("[data-fact=title]") == deal.title
     assert frame.inner_text("[data-fact=person]") == deal.person.name
     assert deal.currency in frame.inner_text("[data-fact=value]")
@@ -120,8 +122,8 @@ def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot
     screenshot("panels-deal-light")
 
     _add_note(page, frame, "Called the customer from the panel")
-    note = Note.objects.filter(deal=deal).order_by("-pk").first()
-    assert note is not None and note.content == "Called the customer from the panel" and note.user_id == user.pk
+    note = Note.objects.filter(deal=deal).latest("pk")
+    assert note.content == "Called the customer from the panel" and note.user_id == user.pk
 
     # The host's theme toggle: the panel listens for USER_SETTINGS_CHANGE and turns dark in place.
     page.locator("[data-pd-theme-toggle]").click()
@@ -134,7 +136,7 @@ def test_deal_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot
     assert page.blocked_requests == []
 
 
-def test_person_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_person_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # noqa: F811
     from sandbox.models import Deal, Note, Person
 
     user = sandbox_world.acme_regular
@@ -148,8 +150,7 @@ def test_person_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screensh
             deals__status=Deal.Status.OPEN,
         )
         .select_related("org", "owner")
-        .order_by("pk")
-        .first()
+        .earliest("pk")
     )
     open_deals = Deal.objects.filter(person=person, status=Deal.Status.OPEN, is_deleted=False).select_related("stage")
 
@@ -158,6 +159,7 @@ def test_person_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screensh
     )
 
     assert initialized_after < 10
+    assert person.org and person.owner  # the query's conditions
     assert frame.inner_text("[data-fact=name]") == person.name
     assert frame.inner_text("[data-fact=organization]") == person.org.name
     assert frame.inner_text("[data-fact=owner]") == person.owner.name == "Ann Admin"
@@ -179,12 +181,12 @@ def test_person_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screensh
     screenshot("panels-person-dark")
 
 
-def test_a_panel_opened_in_dark_theme_renders_dark(page, live_sandbox, sandbox_world) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_panel_opened_in_dark_theme_renders_dark(page, live_sandbox, sandbox_world) -> None:  # noqa: F811
     from sandbox.models import Deal
 
     user = sandbox_world.acme_admin
     _install(live_sandbox, user)
-    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).order_by("pk").first()
+    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).earliest("pk")
     page.goto(f"{live_sandbox.url}/sandbox/acme/deals/{deal.pk}/?as={user.pk}")
     # The host starts light; switching it reloads nothing for a listening panel, so use the panel URL
     # with theme=dark as Pipedrive would send it for a user in dark mode.
@@ -194,11 +196,11 @@ def test_a_panel_opened_in_dark_theme_renders_dark(page, live_sandbox, sandbox_w
     assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(27, 31, 36)"
 
 
-def test_a_user_who_has_not_installed_sees_the_install_state(page, live_sandbox, sandbox_world) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_user_who_has_not_installed_sees_the_install_state(page, live_sandbox, sandbox_world) -> None:  # noqa: F811
     from sandbox.models import Deal
 
     _install(live_sandbox, sandbox_world.acme_admin)
-    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).order_by("pk").first()
+    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).earliest("pk")
     host, frame, _ = _open_record(
         page, f"{live_sandbox.url}/sandbox/acme/deals/{deal.pk}/?as={sandbox_world.acme_regular.pk}"
     )
@@ -216,7 +218,7 @@ def test_a_user_who_has_not_installed_sees_the_install_state(page, live_sandbox,
         ("pt_BR", "Valor", "Histórico de alterações"),
     ],
 )
-def test_the_deal_panel_in_the_viewers_language(  # type: ignore[no-untyped-def]
+def test_the_deal_panel_in_the_viewers_language(
     page,
     live_sandbox,
     sandbox_world,
@@ -232,7 +234,7 @@ def test_the_deal_panel_in_the_viewers_language(  # type: ignore[no-untyped-def]
     _install(live_sandbox, user)
     # The viewer's Pipedrive language, as the app read it from users/me at install.
     Installation.objects.filter(pipedrive_user_id=user.pk).update(locale=locale)
-    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False, value__gt=1000).order_by("pk").first()
+    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False, value__gt=1000).earliest("pk")
 
     _host, frame, _ = _open_record(page, f"{live_sandbox.url}/sandbox/acme/deals/{deal.pk}/?as={user.pk}")
 
@@ -245,7 +247,7 @@ def test_the_deal_panel_in_the_viewers_language(  # type: ignore[no-untyped-def]
     screenshot(f"panels-deal-{locale}")
 
 
-def test_organization_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:  # type: ignore[no-untyped-def]
+def test_organization_panel_in_the_sandbox(page, live_sandbox, sandbox_world, screenshot) -> None:
     from sandbox.models import Deal, Note, Organization, Person
 
     user = sandbox_world.acme_admin
@@ -253,8 +255,7 @@ def test_organization_panel_in_the_sandbox(page, live_sandbox, sandbox_world, sc
     org = (
         Organization.objects.filter(company=sandbox_world.acme, is_deleted=False, persons__isnull=False)
         .distinct()
-        .order_by("pk")
-        .first()
+        .earliest("pk")
     )
     people = Person.objects.filter(org=org, is_deleted=False)
     open_deals = Deal.objects.filter(org=org, status=Deal.Status.OPEN, is_deleted=False)

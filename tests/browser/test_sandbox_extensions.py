@@ -35,7 +35,7 @@ def _install(page: Any, live: Any, user: Any, screenshot: Any) -> None:
     page.wait_for_url("**/oauth/installed/**")
 
 
-def test_json_panel_and_settings_from_sandbox_pages(page, live_sandbox, sandbox_world, screenshot, settings) -> None:  # type: ignore[no-untyped-def]  # noqa: F811, E501
+def test_json_panel_and_settings_from_sandbox_pages(page, live_sandbox, sandbox_world, screenshot, settings) -> None:  # noqa: F811, E501
     from playwright.sync_api import expect
 
     from sandbox.models import Deal
@@ -45,7 +45,8 @@ def test_json_panel_and_settings_from_sandbox_pages(page, live_sandbox, sandbox_
     _install(page, live_sandbox, admin, screenshot)
 
     # 1. A deal page, from the company page: the custom panel and, below it, the JSON panel.
-    deal = Deal.objects.filter(company=company, is_deleted=False).order_by("pk").first()
+    deal = Deal.objects.filter(company=company, is_deleted=False).earliest("pk")
+    assert deal.person, "the seed gives every deal a person"
     page.goto(f"{live_sandbox.oauth_url}/{company.domain}/?as={admin.pk}")
     page.get_by_role("link", name=deal.title, exact=True).first.click()
     page.wait_for_url(f"**/{company.domain}/deals/{deal.pk}/**")

@@ -269,6 +269,17 @@ def _set(path: tuple[str | int, ...], value: Any) -> Callable[[Any], Any]:
     return breaker
 
 
+def _fields_listed(entity: str) -> Callable[[Seeded], Exchange]:
+    """GET /api/v2/{entity}Fields with two fields at the double, one of them with options."""
+
+    def call(s: Seeded) -> Exchange:
+        s.double.add_field(COMPANY, entity, field_name="Size", field_type="enum", options=[{"id": 1, "label": "Big"}])
+        s.double.add_field(COMPANY, entity, field_name="Notes")
+        return _exchange(s.double, "GET", f"/api/v2/{entity}Fields", params={"limit": 1}, **_bearer(s))
+
+    return call
+
+
 @dataclass(frozen=True)
 class Operation:
     method: str
@@ -433,13 +444,7 @@ OPERATIONS = [
         Operation(
             "GET",
             f"/api/v2/{entity}Fields",
-            lambda s, entity=entity: (
-                s.double.add_field(
-                    COMPANY, entity, field_name="Size", field_type="enum", options=[{"id": 1, "label": "Big"}]
-                ),
-                s.double.add_field(COMPANY, entity, field_name="Notes"),
-                _exchange(s.double, "GET", f"/api/v2/{entity}Fields", params={"limit": 1}, **_bearer(s)),
-            )[-1],
+            _fields_listed(entity),
             200,
             _set(("data", 0, "field_type"), 12),
         )

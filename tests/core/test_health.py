@@ -39,7 +39,7 @@ def test_readyz_with_the_real_broker(client: Client, broker_url: str) -> None:
     assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
-def test_favicon_is_served(client) -> None:  # type: ignore[no-untyped-def]
+def test_favicon_is_served(client) -> None:
     from django.contrib.staticfiles import finders
 
     response = client.get("/favicon.ico")

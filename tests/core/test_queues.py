@@ -37,14 +37,14 @@ def test_every_routed_name_is_a_registered_task() -> None:
     assert not queues.WEBHOOKS_TASKS & queues.PIPEDRIVE_TASKS
 
 
-def test_queue_names_are_read_at_publish_time_and_explicit_queue_wins(settings) -> None:  # type: ignore[no-untyped-def]
+def test_queue_names_are_read_at_publish_time_and_explicit_queue_wins(settings) -> None:
     settings.CELERY_WEBHOOKS_QUEUE = settings.CELERY_PIPEDRIVE_QUEUE = "private-q"
     assert _queue("pipedrive_app.webhooks.tasks.process_inbox_event") == "private-q"
     assert _queue("pipedrive_app.installations.tasks.refresh_installation_token") == "private-q"
     assert _queue("pipedrive_app.webhooks.tasks.sweep_inbox", queue="explicit") == "explicit"
 
 
-def test_eager_tasks_borrow_no_connection_to_a_default_broker(caplog, settings) -> None:  # type: ignore[no-untyped-def]
+def test_eager_tasks_borrow_no_connection_to_a_default_broker(caplog, settings) -> None:
     """With no broker configured (`make run`), enqueuing takes a producer from an in-memory transport:
     no connection attempt to amqp://localhost and no kombu "No hostname" warning in the log."""
     if settings.CELERY_BROKER_URL:

@@ -25,7 +25,7 @@ from tests.core import worker_log_tasks
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _worker_output(broker_url: str, pool: str, publish) -> str:  # type: ignore[no-untyped-def]
+def _worker_output(broker_url: str, pool: str, publish) -> str:
     queue = f"test-logs-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,

@@ -17,7 +17,7 @@ from .conftest import make_event
 pytestmark = pytest.mark.django_db
 
 
-def post_action(client: Client, company: Company, action: str, capture, **data: str):  # type: ignore[no-untyped-def]
+def post_action(client: Client, company: Company, action: str, capture, **data: str):
     with capture(execute=True):
         return client.post(f"/dashboard/companies/{company.pk}/actions/{action}/", data)
 
@@ -28,7 +28,7 @@ def only_audit_entry() -> AuditEntry:
     return entries[0]
 
 
-def test_refresh_tokens(operator_client, operator, install_user, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_refresh_tokens(operator_client, operator, install_user, django_capture_on_commit_callbacks) -> None:
     installation = install_user(company_id=4001, user_id=11)
     old_token = installation.access_token
     response = post_action(operator_client, installation.company, "refresh-tokens", django_capture_on_commit_callbacks)
@@ -57,7 +57,7 @@ def test_refresh_tokens(operator_client, operator, install_user, django_capture_
 
 def test_refresh_tokens_failure_and_needs_reauth(
     operator_client, install_user, pipedrive, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     first = install_user(company_id=4002, user_id=11)
     install_user(company_id=4002, user_id=12)
     pipedrive.revoke_all(4002, 12)
@@ -70,7 +70,7 @@ def test_refresh_tokens_failure_and_needs_reauth(
     assert only_audit_entry().outcome == "failed"
 
 
-def test_reconcile_webhooks(operator_client, install_user, pipedrive, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_reconcile_webhooks(operator_client, install_user, pipedrive, django_capture_on_commit_callbacks) -> None:
     installation = install_user(company_id=4003, user_id=11)
     post_action(operator_client, installation.company, "reconcile-webhooks", django_capture_on_commit_callbacks)
     action = OperatorAction.objects.get()
@@ -84,14 +84,14 @@ def test_reconcile_webhooks(operator_client, install_user, pipedrive, django_cap
 
 def test_reconcile_webhooks_unavailable_is_a_failed_action(
     operator_client, install_user, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     installation = install_user(company_id=4004, user_id=11, is_admin=False, scopes="base,deals:full")
     post_action(operator_client, installation.company, "reconcile-webhooks", django_capture_on_commit_callbacks)
     action = OperatorAction.objects.get()
     assert action.status == "failed" and action.result.startswith("unavailable")
 
 
-def test_replay_dead_events(operator_client, make_company, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_replay_dead_events(operator_client, make_company, django_capture_on_commit_callbacks) -> None:
     company = make_company(events=(InboxEvent.Status.DEAD, InboxEvent.Status.DEAD, InboxEvent.Status.PROCESSED))
     post_action(operator_client, company, "replay-dead-events", django_capture_on_commit_callbacks)
     action = OperatorAction.objects.get()
@@ -104,7 +104,7 @@ def test_replay_dead_events(operator_client, make_company, django_capture_on_com
 
 
 @pytest.mark.django_db(transaction=True)  # on-commit work runs inside the request, as in production
-def test_replay_one_dead_event(operator_client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_replay_one_dead_event(operator_client, make_company) -> None:
     company = make_company()
     event = make_event(company=company, status=InboxEvent.Status.DEAD)
     response = operator_client.post(f"/dashboard/events/{event.pk}/replay/")
@@ -118,7 +118,7 @@ def test_replay_one_dead_event(operator_client, make_company) -> None:  # type: 
     assert "Replay: done" in operator_client.get(response["Location"]).content.decode()
 
 
-def test_replay_of_a_processed_event_is_refused(operator_client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_replay_of_a_processed_event_is_refused(operator_client, make_company) -> None:
     event = make_event(company=make_company(), status=InboxEvent.Status.PROCESSED)
     response = operator_client.post(f"/dashboard/events/{event.pk}/replay/", follow=True)
     assert "only dead events are replayed" in response.content.decode()
@@ -142,7 +142,7 @@ def test_replay_of_a_processed_event_is_refused(operator_client, make_company) -
 )
 def test_uninstall_without_the_right_confirmation_is_refused(
     operator_client, operator, make_company, pipedrive, confirmation, detail
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     company = make_company(name="Acme Rockets")
     response = operator_client.post(
         f"/dashboard/companies/{company.pk}/actions/uninstall/", {"confirmation": confirmation}, follow=True
@@ -161,7 +161,7 @@ def test_uninstall_without_the_right_confirmation_is_refused(
     )
 
 
-def test_uninstall_without_any_confirmation_field_is_refused(operator_client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_uninstall_without_any_confirmation_field_is_refused(operator_client, make_company) -> None:
     company = make_company()
     operator_client.post(f"/dashboard/companies/{company.pk}/actions/uninstall/")
     assert Company.objects.filter(pk=company.pk).exists()
@@ -169,7 +169,7 @@ def test_uninstall_without_any_confirmation_field_is_refused(operator_client, ma
 
 
 @pytest.mark.django_db(transaction=True)  # on-commit work runs inside the request, as in production
-def test_vendor_side_uninstall_with_the_pipedrive_id(operator_client, operator, install_user, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_vendor_side_uninstall_with_the_pipedrive_id(operator_client, operator, install_user, pipedrive) -> None:
     installation = install_user(company_id=4005, user_id=11)
     install_user(company_id=4005, user_id=12)
     company = installation.company
@@ -198,7 +198,7 @@ def test_vendor_side_uninstall_with_the_pipedrive_id(operator_client, operator, 
 
 def test_vendor_side_uninstall_whose_revocation_fails_keeps_everything(
     operator_client, install_user, pipedrive, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     installation = install_user(company_id=4006, user_id=11)
     pipedrive.fail_next("/oauth/revoke", status=503, times=5)
     post_action(
@@ -224,14 +224,14 @@ def test_confirmation_matching() -> None:
     assert not uninstall_confirmation_matches(company=Company(pipedrive_company_id=78, name=""), confirmation="")
 
 
-def test_actions_are_post_only_and_known(operator_client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_actions_are_post_only_and_known(operator_client, make_company) -> None:
     company = make_company()
     assert operator_client.get(f"/dashboard/companies/{company.pk}/actions/refresh-tokens/").status_code == 405
     assert operator_client.post(f"/dashboard/companies/{company.pk}/actions/explode/").status_code == 404
     assert not AuditEntry.objects.exists()
 
 
-def test_an_action_queued_for_a_worker_shows_as_pending_until_it_runs(operator_client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_an_action_queued_for_a_worker_shows_as_pending_until_it_runs(operator_client, make_company) -> None:
     company = make_company(events=(InboxEvent.Status.DEAD,))
     operator_client.post(f"/dashboard/companies/{company.pk}/actions/replay-dead-events/")  # on_commit not run: queued
     action = OperatorAction.objects.get()

@@ -9,7 +9,7 @@ from pipedrive_app.webhooks.models import CompanyWebhookState, InboxEvent, Subsc
 pytestmark = pytest.mark.django_db
 
 
-def test_seed_then_bench(capsys: pytest.CaptureFixture[str], settings) -> None:  # type: ignore[no-untyped-def]
+def test_seed_then_bench(capsys: pytest.CaptureFixture[str], settings) -> None:
     settings.DASHBOARD_PAGE_SIZE = 10
     call_command("seed_dashboard", "--companies", "60", "--events-per-company", "3", verbosity=0)
     assert Company.objects.count() == 60

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pipedrive_app.dashboard.charts import Bucket, Series, bar_chart_svg, time_buckets
 from pipedrive_app.dashboard.payload_masking import MASK, payload_mask
 
 
 def test_v2_person_payload_is_masked_but_keeps_ids() -> None:
-    payload = {
+    payload: dict[str, Any] = {
         "meta": {"entity": "person", "action": "change", "entity_id": "42", "user_id": 5},
         "data": {
             "id": 42,

@@ -16,7 +16,7 @@ from .conftest import make_event
 pytestmark = pytest.mark.django_db
 
 
-def test_overview_counts(operator_client: Client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_overview_counts(operator_client: Client, make_company) -> None:
     make_company(events=(InboxEvent.Status.PROCESSED, InboxEvent.Status.PROCESSED, InboxEvent.Status.DEAD))
     make_company(
         installations=(Installation.Status.ACTIVE, Installation.Status.NEEDS_REAUTH), failing_subscription=True
@@ -44,7 +44,7 @@ def test_overview_counts(operator_client: Client, make_company) -> None:  # type
     )
 
 
-def test_company_list_search_filter_and_health(operator_client: Client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_company_list_search_filter_and_health(operator_client: Client, make_company) -> None:
     acme = make_company(name="Acme Rockets", events=(InboxEvent.Status.DEAD,))
     make_company(name="Globex", installations=(Installation.Status.NEEDS_REAUTH,), failing_subscription=True)
     make_company(name="Initech", webhooks=CompanyWebhookState.Status.UNAVAILABLE)
@@ -75,7 +75,7 @@ def test_company_list_search_filter_and_health(operator_client: Client, make_com
     )
 
 
-def test_company_list_paginates(operator_client: Client, make_company, settings) -> None:  # type: ignore[no-untyped-def]
+def test_company_list_paginates(operator_client: Client, make_company, settings) -> None:
     settings.DASHBOARD_PAGE_SIZE = 2
     for n in range(5):
         make_company(name=f"C{n}")
@@ -87,7 +87,7 @@ def test_company_list_paginates(operator_client: Client, make_company, settings)
 
 def test_company_page_shows_installations_webhooks_and_events_but_never_a_token(
     operator_client: Client, make_company
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     company = make_company(
         name="Acme",
         installations=(Installation.Status.ACTIVE, Installation.Status.NEEDS_REAUTH),
@@ -108,7 +108,7 @@ def test_unknown_company_is_404(operator_client: Client) -> None:
     assert operator_client.get("/dashboard/companies/999999/").status_code == 404
 
 
-def test_inbox_filters(operator_client: Client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_inbox_filters(operator_client: Client, make_company) -> None:
     a = make_company(name="Alpha")
     b = make_company(name="Beta")
     make_event(company=a, entity="deal", action="create")
@@ -131,7 +131,7 @@ def test_inbox_filters(operator_client: Client, make_company) -> None:  # type: 
     assert count(f"?received_to={since}") == 1
 
 
-def test_event_page_masks_personal_data_and_secrets(operator_client: Client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_event_page_masks_personal_data_and_secrets(operator_client: Client, make_company) -> None:
     company = make_company()
     event = make_event(
         company=company,
@@ -160,7 +160,7 @@ def test_event_page_masks_personal_data_and_secrets(operator_client: Client, mak
     assert "Replay this event" in html
 
 
-def test_audit_page_lists_entries(operator_client: Client, make_company, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_audit_page_lists_entries(operator_client: Client, make_company, django_capture_on_commit_callbacks) -> None:
     company = make_company(name="Acme")
     operator_client.post(f"/dashboard/companies/{company.pk}/actions/uninstall/", {"confirmation": "wrong"})
     response = operator_client.get("/dashboard/audit/")
@@ -169,7 +169,7 @@ def test_audit_page_lists_entries(operator_client: Client, make_company, django_
     assert "confirmation did not match" in html
 
 
-def test_a_subscription_shows_the_last_delivery_this_app_received(operator_client: Client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_a_subscription_shows_the_last_delivery_this_app_received(operator_client: Client, make_company) -> None:
     # Pipedrive's own last_delivery_time is only read at reconcile time (none yet here); the inbox knows.
     company = make_company(name="Delivered")
     received = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
@@ -185,7 +185,7 @@ def test_a_subscription_shows_the_last_delivery_this_app_received(operator_clien
     assert timezone.localtime(received).strftime("%Y-%m-%d %H:%M") in html and "none yet" not in html
 
 
-def test_the_companies_card_names_what_it_counts(operator_client: Client, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_the_companies_card_names_what_it_counts(operator_client: Client, make_company) -> None:
     make_company()
     html = operator_client.get("/dashboard/").content.decode()
     for label in ("<dt>Installed</dt>", "<dt>Working</dt>", "<dt>Left</dt>"):
@@ -194,7 +194,7 @@ def test_the_companies_card_names_what_it_counts(operator_client: Client, make_c
 
 
 @pytest.mark.parametrize("text", ["²", "9" * 5000, "12\n"])
-def test_searches_that_only_look_like_ids_are_text(operator_client: Client, make_company, text: str) -> None:  # type: ignore[no-untyped-def]
+def test_searches_that_only_look_like_ids_are_text(operator_client: Client, make_company, text: str) -> None:
     make_company(name="Acme")
     assert operator_client.get("/dashboard/companies/", {"q": text}).status_code == 200
     assert operator_client.get("/dashboard/events/", {"company": text}).status_code == 200

@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from pipedrive_app.dashboard.services import audit_entry_create
-from pipedrive_app.installations.models import Installation, LifecycleEvent
+from pipedrive_app.installations.models import Company, Installation, LifecycleEvent
 from pipedrive_app.webhooks.models import InboxEvent
 
 from .conftest import make_event
@@ -25,7 +25,7 @@ def queries_for(client: Client, url: str) -> int:
     return len(captured)
 
 
-def grow(make_company: Callable[..., object], operator: object, rows: int) -> None:
+def grow(make_company: Callable[..., Company], operator: object, rows: int) -> None:
     for n in range(rows):
         company = make_company(
             installations=(Installation.Status.ACTIVE, Installation.Status.NEEDS_REAUTH),
@@ -57,7 +57,7 @@ def grow(make_company: Callable[..., object], operator: object, rows: int) -> No
         "/dashboard/audit/",
     ],
 )
-def test_constant_queries(operator_client: Client, operator, make_company, settings, url: str) -> None:  # type: ignore[no-untyped-def]
+def test_constant_queries(operator_client: Client, operator, make_company, settings, url: str) -> None:
     settings.DASHBOARD_PAGE_SIZE = 100  # every row on one page: the row count really changes
     grow(make_company, operator, 5)
     few = queries_for(operator_client, url)
@@ -66,7 +66,7 @@ def test_constant_queries(operator_client: Client, operator, make_company, setti
     assert few == many, f"{url}: {few} queries for 5 rows, {many} for 50"
 
 
-def test_company_page_queries_do_not_grow_with_its_rows(operator_client: Client, operator, make_company) -> None:  # type: ignore[no-untyped-def]
+def test_company_page_queries_do_not_grow_with_its_rows(operator_client: Client, operator, make_company) -> None:
     company = make_company(installations=(Installation.Status.ACTIVE,) * 2)
     for _ in range(3):
         make_event(company=company)

@@ -25,12 +25,12 @@ pytestmark = pytest.mark.django_db
 migration = importlib.import_module("pipedrive_app.dashboard.migrations.0003_encrypt_mfa_seeds")
 
 
-def _stored(user, kind: str) -> dict:  # type: ignore[no-untyped-def]
+def _stored(user, kind: str) -> dict:
     """The row's JSON as stored (no adapter in between)."""
     return Authenticator.objects.filter(user=user, type=kind).values_list("data", flat=True).get()
 
 
-def _signs_in_with_totp(user, secret: str) -> bool:  # type: ignore[no-untyped-def]
+def _signs_in_with_totp(user, secret: str) -> bool:
     client = Client()
     response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
     assert response["Location"] == "/accounts/2fa/authenticate/"
@@ -59,7 +59,7 @@ def test_recovery_code_seeds_are_encrypted_and_the_codes_still_work() -> None:
     assert RecoveryCodes(Authenticator.objects.get(user=user, type="recovery_codes")).validate_code(codes[0])
 
 
-def test_rotate_token_keys_re_encrypts_the_seeds(settings) -> None:  # type: ignore[no-untyped-def]
+def test_rotate_token_keys_re_encrypts_the_seeds(settings) -> None:
     user, secret = make_user(email="ops@example.test", staff=True, with_totp=True)
     assert secret is not None
     RecoveryCodes.activate(user)

@@ -96,6 +96,36 @@ class RecordedRequest:
         return credentials if scheme.lower() == "bearer" else None
 
 
+class Rendezvous:
+    """Holds requests to some paths until ``together`` of them are held at once (or ``timeout``).
+
+    Proof of concurrency without a stopwatch: callers that send the requests together meet here and
+    are answered at once (``met``); callers that send them one after another never meet, and each
+    request waits ``timeout`` alone (``most_together`` stays 1).
+    """
+
+    def __init__(self, paths: Iterable[str], together: int, timeout: float) -> None:
+        self.paths = frozenset(paths)
+        self.together = together
+        self.timeout = timeout
+        self.met = False
+        self.most_together = 0
+        self._waiting = 0
+        self._condition = threading.Condition()
+
+    def wait(self) -> None:
+        with self._condition:
+            self._waiting += 1
+            self.most_together = max(self.most_together, self._waiting)
+            if self._waiting >= self.together:
+                self.met = True
+                self._condition.notify_all()
+            elif not self.met:
+                self._condition.wait_for(lambda: self.met, timeout=self.timeout)
+            if not self.met:
+                self._waiting -= 1  # gave up alone: the next one starts over
+
+
 @dataclass
 class _Fault:
     status: int
@@ -288,6 +318,7 @@ class PipedriveDouble:
         kinds = ("deal", "person", "note", "webhook", "pipeline", "stage", "organization")
         self._ids = {kind: itertools.count(1) for kind in kinds}
         self._authorize_decision: tuple[int, int] | str | None = None
+        self._rendezvous: Rendezvous | None = None
         self._server: _DoubleServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -535,6 +566,25 @@ class PipedriveDouble:
             headers.pop("x-ratelimit-reset")
         self.fail_next(path, status=429, body=errors.over_limit(), times=times, headers=headers)
 
+    def hold_until_together(
+        self, paths: Iterable[str], *, together: int | None = None, timeout: float = 5.0
+    ) -> Rendezvous:
+        """Hold requests to ``paths`` until ``together`` (default: one per path) are held at once.
+
+        ``/api/`` requests are held on arrival; ``/oauth/token`` refresh grants after their
+        ``refresh_delay``, where they run outside the double's lock. See ``Rendezvous``.
+        """
+        paths = frozenset(paths)
+        rendezvous = Rendezvous(paths, len(paths) if together is None else together, timeout)
+        with self._lock:
+            self._rendezvous = rendezvous
+        return rendezvous
+
+    def _hold(self, path: str) -> None:
+        rendezvous = self._rendezvous
+        if rendezvous is not None and path in rendezvous.paths:
+            rendezvous.wait()
+
     def drop_webhook(self, webhook_id: int) -> None:
         """Pipedrive deleted a webhook on its own (e.g. after 3 days without a successful delivery)."""
         with self._lock:
@@ -622,6 +672,8 @@ class PipedriveDouble:
 
         if self.api_delay and path.startswith("/api/"):
             time.sleep(self.api_delay)
+        if path.startswith("/api/"):
+            self._hold(path)
         route, path_args = _find_route(method, path)
         if route is None:
             return _json_reply(404, {"success": False, "error": "Unknown method .", "errorCode": 404})
@@ -678,8 +730,10 @@ class PipedriveDouble:
         self._require_client(call)
         form = call.form_body()
         grant_type = form.get("grant_type", "")
-        if grant_type == "refresh_token" and self.refresh_delay:
-            time.sleep(self.refresh_delay)
+        if grant_type == "refresh_token":
+            if self.refresh_delay:
+                time.sleep(self.refresh_delay)
+            self._hold(call.path)
         with self._lock:
             if grant_type == "authorization_code":
                 payload = self._exchange_code(form)

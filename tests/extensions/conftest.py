@@ -23,7 +23,7 @@ OUTSIDER = 503  # a user of COMPANY who never installed
 
 
 @pytest.fixture(autouse=True)
-def _extension_settings(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def _extension_settings(settings) -> Iterator[None]:
     settings.PIPEDRIVE_JWT_SECRET = JWT_SECRET
     settings.EXTENSIONS_FRAME_ANCESTORS = ["https://*.pipedrive.com"]
     cache.clear()
@@ -50,7 +50,7 @@ def make_token(
 
 def panel_query(
     *,
-    resource: str = "deal",
+    resource: str | None = "deal",
     record_id: int | None = 1,
     company_id: int = COMPANY,
     user_id: int = ADMIN,
@@ -75,7 +75,7 @@ def panel_query(
 
 
 @pytest.fixture
-def seeded_company(pipedrive, install_user) -> Callable[..., dict[str, Any]]:  # type: ignore[no-untyped-def]  # noqa: F811
+def seeded_company(pipedrive, install_user) -> Callable[..., dict[str, Any]]:  # noqa: F811
     """Install users of a company at the double and seed a pipeline, stages, an organization, a person, deals."""
 
     def seed(company_id: int = COMPANY, *, users: tuple[tuple[int, bool], ...] = ((ADMIN, True),)) -> dict[str, Any]:
@@ -133,14 +133,14 @@ def app_client() -> Client:
     return Client(enforce_csrf_checks=True)
 
 
-def count_rounds(monkeypatch, pipedrive) -> list[list[str]]:  # type: ignore[no-untyped-def]
+def count_rounds(monkeypatch, pipedrive) -> list[list[str]]:
     """Each round of concurrent panel calls that reached Pipedrive, as the sorted API requests it made."""
     from extensions import selectors
 
     rounds: list[list[str]] = []
     original = selectors._first_round
 
-    def counting(calls):  # type: ignore[no-untyped-def]
+    def counting(calls):
         before = len(pipedrive.requests)
         outcome = original(calls)
         made = sorted(f"{r.method} {r.path}" for r in pipedrive.requests[before:] if r.path.startswith("/api/"))

@@ -61,7 +61,7 @@ def _row(
 
 
 @pytest.fixture
-def company(install_user) -> Company:  # type: ignore[no-untyped-def]
+def company(install_user) -> Company:
     install_user(COMPANY, ADMIN, name="Ann Admin", is_admin=True)
     install_user(COMPANY, REGULAR, name="Rob Regular", is_admin=False)
     return Company.objects.get(pipedrive_company_id=COMPANY)
@@ -70,7 +70,7 @@ def company(install_user) -> Company:  # type: ignore[no-untyped-def]
 # --- the owner each history row keeps -------------------------------------------------------------------
 
 
-def test_history_rows_keep_the_record_owner_the_event_carried(company, post_event, pipedrive) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_history_rows_keep_the_record_owner_the_event_carried(company, post_event, pipedrive) -> None:  # noqa: F811
     pipedrive.add_pipeline(COMPANY, id=1, name="Sales pipeline")
     pipedrive.add_stage(COMPANY, id=2, name="Qualified", pipeline_id=1)
     pipedrive.add_stage(COMPANY, id=3, name="Proposal made", pipeline_id=1)
@@ -83,6 +83,7 @@ def test_history_rows_keep_the_record_owner_the_event_carried(company, post_even
         added = rows.exclude(pk__in=before)
         assert added.exists()
         record = payload.get("data") or payload.get("current")
+        assert record is not None
         assert set(added.values_list("record_label", flat=True)) == {record["title"]}  # the title it carried
         return set(added.values_list("owner_user_id", flat=True))
 
@@ -96,7 +97,7 @@ def test_history_rows_keep_the_record_owner_the_event_carried(company, post_even
     assert owners_of_new_rows(other_owner) == {REGULAR}
 
 
-def test_a_delete_keeps_the_owner_from_the_previous_record(company, post_event) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_delete_keeps_the_owner_from_the_previous_record(company, post_event) -> None:  # noqa: F811
     state = webhook_state_get_or_create(company=company)
     payload = load_event("deal.delete")
     owner = payload["data"]["owner_id"] if payload.get("data") else payload["previous"]["owner_id"]
@@ -109,7 +110,7 @@ def test_a_delete_keeps_the_owner_from_the_previous_record(company, post_event) 
 # --- the feed --------------------------------------------------------------------------------------------
 
 
-def test_the_feed_shows_changes_on_the_viewers_records_newest_first_for_the_viewer(client, company) -> None:  # type: ignore[no-untyped-def]
+def test_the_feed_shows_changes_on_the_viewers_records_newest_first_for_the_viewer(client, company) -> None:
     Installation.objects.filter(pipedrive_user_id=ADMIN).update(timezone_name="America/New_York", locale="de_DE")
     _row(
         company, owner=ADMIN, n=1, kind="created", field_key="", field_label="", old_display="", new_display="Big deal"
@@ -143,7 +144,7 @@ def test_the_feed_shows_changes_on_the_viewers_records_newest_first_for_the_view
     assert body["unread"] == 3  # the viewer's own edit is no news
 
 
-def test_the_since_cursor_and_the_page_limit(client, company) -> None:  # type: ignore[no-untyped-def]
+def test_the_since_cursor_and_the_page_limit(client, company) -> None:
     rows = [_row(company, owner=ADMIN, n=n) for n in range(1, 8)]
 
     first = _feed(client, limit=3).json()
@@ -162,7 +163,7 @@ def test_the_since_cursor_and_the_page_limit(client, company) -> None:  # type: 
     assert later["unread"] == 1
 
 
-def test_the_hidden_windows_badge_counts_others_changes_only(client, company, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_hidden_windows_badge_counts_others_changes_only(client, company, settings) -> None:
     start = _row(company, owner=ADMIN, n=1)
     _row(company, owner=ADMIN, n=2)
     _row(company, owner=ADMIN, n=3, actor_user_id=ADMIN)
@@ -175,7 +176,7 @@ def test_the_hidden_windows_badge_counts_others_changes_only(client, company, se
     assert _feed(client, since=newest.pk, unread=1).json() == {"unread": 0, "cursor": newest.pk}
 
 
-def test_the_unread_count_is_capped(client, company) -> None:  # type: ignore[no-untyped-def]
+def test_the_unread_count_is_capped(client, company) -> None:
     ChangeRecord.objects.bulk_create(
         [
             ChangeRecord(
@@ -195,7 +196,7 @@ def test_the_unread_count_is_capped(client, company) -> None:  # type: ignore[no
     assert _feed(client, unread=1).json()["unread"] == 99
 
 
-def test_a_viewer_never_sees_another_companys_changes(client, company, install_user) -> None:  # type: ignore[no-untyped-def]
+def test_a_viewer_never_sees_another_companys_changes(client, company, install_user) -> None:
     # The same Pipedrive user id installed in a second company (as a user of two companies is).
     install_user(OTHER_COMPANY, ADMIN, name="Ann Elsewhere", is_admin=True)
     other = Company.objects.get(pipedrive_company_id=OTHER_COMPANY)
@@ -229,14 +230,14 @@ def test_a_viewer_never_sees_another_companys_changes(client, company, install_u
         ({"since": "0", "limit": "1"}, 200),
     ],
 )
-def test_bad_query_values_are_a_clear_400(client, company, query, expected) -> None:  # type: ignore[no-untyped-def]
+def test_bad_query_values_are_a_clear_400(client, company, query, expected) -> None:
     response = _feed(client, **query)
     assert response.status_code == expected, response.content
     if expected == 400:
         assert response.json()["error"]
 
 
-def test_the_feed_answers_only_a_valid_floating_window_token(client, company, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_feed_answers_only_a_valid_floating_window_token(client, company, settings) -> None:
     settings.PIPEDRIVE_EXTENSION_JWT_SECRETS = {"floating_window": FLOATING_SECRET, "deal_panel": "deal-" + "d" * 40}
     _row(company, owner=ADMIN, n=1)
     good = make_token(secret=FLOATING_SECRET)
@@ -258,7 +259,7 @@ def test_the_feed_answers_only_a_valid_floating_window_token(client, company, se
         assert "items" not in response.json()
 
 
-def test_a_poll_costs_a_bounded_number_of_queries(client, company, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_a_poll_costs_a_bounded_number_of_queries(client, company, django_assert_max_num_queries) -> None:
     for n in range(1, 41):
         _row(company, owner=ADMIN, n=n, entity_id=str(n))
     token = make_token()
@@ -271,7 +272,7 @@ def test_a_poll_costs_a_bounded_number_of_queries(client, company, django_assert
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
-def test_the_feed_query_is_answered_by_its_index(company) -> None:  # type: ignore[no-untyped-def]
+def test_the_feed_query_is_answered_by_its_index(company) -> None:
     from pipedrive_app.history.selectors import ChangeRecord as Rows
 
     Rows.objects.bulk_create(
@@ -302,7 +303,7 @@ def test_the_feed_query_is_answered_by_its_index(company) -> None:  # type: igno
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the statement timeout is PostgreSQL's")
-def test_a_query_past_the_time_budget_is_a_503(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_query_past_the_time_budget_is_a_503(settings) -> None:
     settings.EXTENSIONS_FLOATING_FEED_BUDGET_MS = 50
 
     def slow() -> None:
@@ -323,7 +324,7 @@ def _page_query(**overrides: Any) -> str:
     return urlencode(params)
 
 
-def test_the_page_frames_for_pipedrive_in_the_viewers_language(client, company) -> None:  # type: ignore[no-untyped-def]
+def test_the_page_frames_for_pipedrive_in_the_viewers_language(client, company) -> None:
     Installation.objects.filter(pipedrive_user_id=ADMIN).update(locale="fr_FR")
     response = client.get(f"{PAGE}?{_page_query()}")
     assert response.status_code == 200
@@ -336,7 +337,7 @@ def test_the_page_frames_for_pipedrive_in_the_viewers_language(client, company) 
     assert "token" not in html.split("<body", 1)[1].lower().replace("data-", "")  # the JWT is not echoed
 
 
-def test_the_page_refuses_a_bad_token_and_tells_an_outsider_to_install(client, company) -> None:  # type: ignore[no-untyped-def]
+def test_the_page_refuses_a_bad_token_and_tells_an_outsider_to_install(client, company) -> None:
     refused = client.get(f"{PAGE}?{_page_query(token='not-a-jwt')}")
     assert refused.status_code == 401 and b"could not be verified" in refused.content
     outsider = client.get(f"{PAGE}?{_page_query(userId=OUTSIDER, token=make_token(user_id=OUTSIDER))}")

@@ -15,7 +15,7 @@ pytestmark = [
 ]
 
 
-def test_real_history_rows_show_newest_first_in_the_viewers_timezone(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_real_history_rows_show_newest_first_in_the_viewers_timezone(client, seeded_company) -> None:
     from pipedrive_app.history.models import ChangeRecord
 
     world = seeded_company()
@@ -59,11 +59,11 @@ def test_real_history_rows_show_newest_first_in_the_viewers_timezone(client, see
     assert "Title" not in html.split("data-history")[1]
 
 
-def _changed(company_id: int, entity: str, entity_id: int, key: str, label: str, old, new, minute: int):  # type: ignore[no-untyped-def]
+def _changed(company_id: int, entity: str, entity_id: int, key: str, label: str, old, new, minute: int):
     """A history row as the handler stores it: raw values, and Pipedrive's text as the display."""
     from pipedrive_app.history.models import ChangeRecord
 
-    def text(value):  # type: ignore[no-untyped-def]
+    def text(value):
         if isinstance(value, dict):
             return value.get("value") or ""
         return "" if value is None else str(value)
@@ -94,7 +94,7 @@ def _changed(company_id: int, entity: str, entity_id: int, key: str, label: str,
 )
 def test_history_dates_and_times_are_shown_in_the_viewers_timezone_and_locale(
     client, seeded_company, locale, zone, stage_change, close_date
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     world = seeded_company()
     company_id = Installation.objects.get(pipedrive_user_id=ADMIN).company_id
     Installation.objects.filter(pipedrive_user_id=ADMIN).update(timezone_name=zone, locale=locale)
@@ -118,7 +118,7 @@ def test_history_dates_and_times_are_shown_in_the_viewers_timezone_and_locale(
     assert "<strong>Won time</strong>" in rows[3] and stage_change in rows[3]
 
 
-def test_person_history_dates_are_formatted_too(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_person_history_dates_are_formatted_too(client, seeded_company) -> None:
     world = seeded_company()
     company_id = Installation.objects.get(pipedrive_user_id=ADMIN).company_id
     Installation.objects.filter(pipedrive_user_id=ADMIN).update(timezone_name="Europe/Berlin", locale="de_DE")
@@ -134,7 +134,7 @@ def test_person_history_dates_are_formatted_too(client, seeded_company) -> None:
     assert "1990-02-14" not in history and "2026-11-29T17:02:11Z" not in history
 
 
-def test_the_json_panel_keeps_iso_where_its_schema_wants_it_and_formats_text(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_the_json_panel_keeps_iso_where_its_schema_wants_it_and_formats_text(client, seeded_company) -> None:
     world = seeded_company()
     company_id = Installation.objects.get(pipedrive_user_id=ADMIN).company_id
     Installation.objects.filter(pipedrive_user_id=ADMIN).update(timezone_name="Europe/Berlin", locale="de_DE")
@@ -149,7 +149,7 @@ def test_the_json_panel_keeps_iso_where_its_schema_wants_it_and_formats_text(cli
     assert "29.11.2026 18:02" in deal["last_change"] and "2026-11-29T17:02:11Z" not in deal["last_change"]
 
 
-def test_a_merge_reads_once(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_a_merge_reads_once(client, seeded_company) -> None:
     from pipedrive_app.history.models import ChangeRecord
 
     world = seeded_company()

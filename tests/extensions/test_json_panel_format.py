@@ -110,14 +110,12 @@ def test_pipedrives_example_responses_validate_against_its_templates(response: s
 )
 def test_each_documented_field_example_fits_its_definition(name: str, field_type: str) -> None:
     ((key, value),) = _fixture(name)["body"].items()
-    schema = {
-        "type": "object",
-        "properties": {"id": {"$ref": "#/definitions/numerical"}, key: {"$ref": f"#/definitions/{field_type}"}},
-    }
+    properties = {"id": {"$ref": "#/definitions/numerical"}, key: {"$ref": f"#/definitions/{field_type}"}}
+    schema = {"type": "object", "properties": properties}
     assert panel_response_problems(schema, {"data": {"id": 1, key: value}}) == []
     # and not another type's: the definitions tell the types apart
     other = "numerical" if field_type != "numerical" else "text"
-    schema["properties"][key] = {"$ref": f"#/definitions/{other}"}
+    properties[key] = {"$ref": f"#/definitions/{other}"}
     assert panel_response_problems(schema, {"data": {"id": 1, key: value}}) != []
 
 

@@ -14,7 +14,7 @@ from .conftest import ADMIN, COMPANY, OTHER_COMPANY, OUTSIDER, REGULAR, make_tok
 pytestmark = pytest.mark.django_db
 
 
-def _get(client, resource: str, record_id: int, **extra):  # type: ignore[no-untyped-def]
+def _get(client, resource: str, record_id: int, **extra):
     headers = extra.pop("headers", {})
     return client.get(
         f"/extensions/json-panels/{resource}/?{panel_query(resource=resource, record_id=record_id, **extra)}",
@@ -22,7 +22,7 @@ def _get(client, resource: str, record_id: int, **extra):  # type: ignore[no-unt
     )
 
 
-def _valid(response, resource: str) -> dict:  # type: ignore[no-untyped-def]
+def _valid(response, resource: str) -> dict:
     payload = response.json()
     if response.status_code < 300:
         assert panel_response_problems(panel_data_schema(resource), payload) == []
@@ -32,7 +32,7 @@ def _valid(response, resource: str) -> dict:  # type: ignore[no-untyped-def]
     return payload
 
 
-def test_deal_json_panel(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_deal_json_panel(client, seeded_company) -> None:
     world = seeded_company()
     response = _get(client, "deal", world["deal"]["id"])
 
@@ -50,7 +50,7 @@ def test_deal_json_panel(client, seeded_company) -> None:  # type: ignore[no-unt
     assert isinstance(deal["days_since_last_change"], int)
 
 
-def test_person_json_panel(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_person_json_panel(client, seeded_company) -> None:
     world = seeded_company()
     payload = _valid(_get(client, "person", world["person"]["id"]), "person")
 
@@ -70,7 +70,7 @@ def test_person_json_panel(client, seeded_company) -> None:  # type: ignore[no-u
     }
 
 
-def test_at_most_ten_objects(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_at_most_ten_objects(client, seeded_company, pipedrive) -> None:
     world = seeded_company()
     for n in range(15):
         pipedrive.add_deal(COMPANY, title=f"Extra {n}", person_id=world["person"]["id"], value=n)
@@ -78,7 +78,7 @@ def test_at_most_ten_objects(client, seeded_company, pipedrive) -> None:  # type
     assert len(payload["data"]) == 10
 
 
-def test_minimal_records_still_validate(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_minimal_records_still_validate(client, seeded_company, pipedrive) -> None:
     seeded_company()
     bare_deal = pipedrive.add_deal(COMPANY, title="", value=None, currency=None, pipeline_id=None, stage_id=None)
     bare_person = pipedrive.add_person(COMPANY, name="")
@@ -86,7 +86,7 @@ def test_minimal_records_still_validate(client, seeded_company, pipedrive) -> No
     assert _valid(_get(client, "person", bare_person["id"]), "person")["data"][0]["open_deals"] == 0
 
 
-def test_empty_when_the_record_is_gone(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_empty_when_the_record_is_gone(client, seeded_company) -> None:
     seeded_company()
     for resource in ("deal", "person"):
         response = _get(client, resource, 99999)
@@ -95,7 +95,7 @@ def test_empty_when_the_record_is_gone(client, seeded_company) -> None:  # type:
 
 
 @pytest.mark.parametrize("resource", ["deal", "person"])
-def test_error_responses_use_pipedrives_error_format(client, seeded_company, pipedrive, resource) -> None:  # type: ignore[no-untyped-def]
+def test_error_responses_use_pipedrives_error_format(client, seeded_company, pipedrive, resource) -> None:
     world = seeded_company()
     record_id = world[resource]["id"]
     path = f"/api/v2/{resource}s/{record_id}"
@@ -123,7 +123,7 @@ def test_error_responses_use_pipedrives_error_format(client, seeded_company, pip
 
 def test_shared_panel_shows_the_companys_data_to_a_viewer_who_never_installed(
     client, seeded_company, pipedrive
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """docs/company-wide-app-extensions: a shared JSON panel is seen by users who never installed the
     app, with the app's data for their company; it is read through an installed user's token."""
     world = seeded_company(users=((REGULAR, False), (ADMIN, True)))
@@ -138,7 +138,7 @@ def test_shared_panel_shows_the_companys_data_to_a_viewer_who_never_installed(
     assert calls and {c.bearer_token for c in calls} == {world["installations"][ADMIN].access_token}  # the admin's
 
 
-def test_shared_panel_without_any_working_installation_says_so(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_shared_panel_without_any_working_installation_says_so(client, seeded_company) -> None:
     from pipedrive_app.installations.models import Installation
 
     world = seeded_company()
@@ -147,7 +147,7 @@ def test_shared_panel_without_any_working_installation_says_so(client, seeded_co
     assert response.status_code == 403 and _valid(response, "deal")["error"]["title"] == "App not connected"
 
 
-def test_not_shared_panel_still_needs_the_viewers_own_installation(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_not_shared_panel_still_needs_the_viewers_own_installation(client, seeded_company, pipedrive) -> None:
     world = seeded_company()
     before = len(pipedrive.requests)
     response = _get(client, "deal", world["deal"]["id"], user_id=OUTSIDER, isShared="false")
@@ -160,13 +160,13 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def basic_auth(settings):  # type: ignore[no-untyped-def]
+def basic_auth(settings):
     settings.EXTENSIONS_JSON_PANEL_HTTP_AUTH_USER = "pipedrive"
     settings.EXTENSIONS_JSON_PANEL_HTTP_AUTH_PASSWORD = "panel-password-0123456789"
     return _basic("pipedrive", "panel-password-0123456789")
 
 
-def test_basic_auth_only_requests_are_accepted_when_configured(client, seeded_company, basic_auth) -> None:  # type: ignore[no-untyped-def]
+def test_basic_auth_only_requests_are_accepted_when_configured(client, seeded_company, basic_auth) -> None:
     world = seeded_company()
     query = panel_query(resource="deal", record_id=world["deal"]["id"], token="")
     response = client.get(f"/extensions/json-panels/deal/?{query}", headers=basic_auth)
@@ -177,7 +177,7 @@ def test_basic_auth_only_requests_are_accepted_when_configured(client, seeded_co
     assert both.status_code == 200
 
 
-def test_basic_auth_is_checked(client, seeded_company, basic_auth) -> None:  # type: ignore[no-untyped-def]
+def test_basic_auth_is_checked(client, seeded_company, basic_auth) -> None:
     world = seeded_company()
     no_token = panel_query(resource="deal", record_id=world["deal"]["id"], token="")
     wrong = client.get(f"/extensions/json-panels/deal/?{no_token}", headers=_basic("pipedrive", "wrong"))
@@ -194,20 +194,20 @@ def test_basic_auth_is_checked(client, seeded_company, basic_auth) -> None:  # t
     assert anonymous.status_code == 400 and _valid(anonymous, "deal")
 
 
-def test_basic_credentials_are_refused_when_none_are_configured(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_basic_credentials_are_refused_when_none_are_configured(client, seeded_company) -> None:
     world = seeded_company()
     no_token = panel_query(resource="deal", record_id=world["deal"]["id"], token="")
     response = client.get(f"/extensions/json-panels/deal/?{no_token}", headers=_basic("anyone", "anything"))
     assert response.status_code == 401
 
 
-def test_is_shared_with_an_installed_viewer_uses_the_viewers_installation(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_is_shared_with_an_installed_viewer_uses_the_viewers_installation(client, seeded_company) -> None:
     world = seeded_company()
     response = _get(client, "deal", world["deal"]["id"], isShared="true")
     assert response.status_code == 200 and _valid(response, "deal")["data"][0]["header"] == "Northwind renewal"
 
 
-def test_company_a_cannot_read_company_b_through_the_json_panel(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_company_a_cannot_read_company_b_through_the_json_panel(client, seeded_company, pipedrive) -> None:
     seeded_company()
     seeded_company(OTHER_COMPANY, users=((ADMIN + 100, True),))
     pipedrive.add_deal(OTHER_COMPANY, id=999, title="B only")
@@ -215,7 +215,7 @@ def test_company_a_cannot_read_company_b_through_the_json_panel(client, seeded_c
     assert _valid(response, "deal") == {"data": []}
 
 
-def test_organization_json_panel(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_organization_json_panel(client, seeded_company) -> None:
     world = seeded_company()
     payload = _valid(_get(client, "organization", world["org"]["id"]), "organization")
 

@@ -11,13 +11,13 @@ from .conftest import ADMIN, COMPANY, OTHER_COMPANY, OUTSIDER, REGULAR, make_tok
 pytestmark = pytest.mark.django_db
 
 
-def _post_note(app_client, *, token: str, **body):  # type: ignore[no-untyped-def]
+def _post_note(app_client, *, token: str, **body):
     return app_client.post(
         "/extensions/actions/notes/", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
     )
 
 
-def test_add_note_creates_the_note_at_pipedrive_as_the_viewer(app_client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_add_note_creates_the_note_at_pipedrive_as_the_viewer(app_client, seeded_company, pipedrive) -> None:
     world = seeded_company(users=((ADMIN, True), (REGULAR, False)))
     deal_id = world["deal"]["id"]
 
@@ -42,7 +42,7 @@ def test_add_note_creates_the_note_at_pipedrive_as_the_viewer(app_client, seeded
     assert post.bearer_token in pipedrive.access_tokens_of(COMPANY, REGULAR)
 
 
-def test_add_note_on_a_person(app_client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_add_note_on_a_person(app_client, seeded_company, pipedrive) -> None:
     world = seeded_company()
     response = _post_note(
         app_client, token=make_token(), resource="person", selectedIds=world["person"]["id"], content="Met at expo"
@@ -63,7 +63,7 @@ def test_add_note_on_a_person(app_client, seeded_company, pipedrive) -> None:  #
         ({"resource": "deal", "selectedIds": 1, "content": "hi", "companyId": OTHER_COMPANY}, 403),
     ],
 )
-def test_bad_note_requests_are_refused_readably(app_client, seeded_company, pipedrive, body, status) -> None:  # type: ignore[no-untyped-def]
+def test_bad_note_requests_are_refused_readably(app_client, seeded_company, pipedrive, body, status) -> None:
     seeded_company()
     response = _post_note(app_client, token=make_token(), **body)
     assert response.status_code == status, response.content
@@ -71,7 +71,7 @@ def test_bad_note_requests_are_refused_readably(app_client, seeded_company, pipe
     assert pipedrive.company_notes(COMPANY) == []
 
 
-def test_a_viewer_who_has_not_installed_cannot_add_notes(app_client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_a_viewer_who_has_not_installed_cannot_add_notes(app_client, seeded_company, pipedrive) -> None:
     world = seeded_company()
     response = _post_note(
         app_client, token=make_token(user_id=OUTSIDER), resource="deal", selectedIds=world["deal"]["id"], content="x"
@@ -83,7 +83,7 @@ def test_a_viewer_who_has_not_installed_cannot_add_notes(app_client, seeded_comp
     assert pipedrive.company_notes(COMPANY) == []
 
 
-def test_rate_limit_and_outage_are_readable(app_client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_rate_limit_and_outage_are_readable(app_client, seeded_company, pipedrive) -> None:
     world = seeded_company()
     pipedrive.rate_limit_next("/api/v1/notes", times=2, retry_after=1, reset=None)
     response = _post_note(app_client, token=make_token(), resource="deal", selectedIds=world["deal"]["id"], content="x")
@@ -94,7 +94,7 @@ def test_rate_limit_and_outage_are_readable(app_client, seeded_company, pipedriv
     assert len(pipedrive.requests_to("/api/v1/notes", "POST")) == 3  # a POST that failed is never re-sent
 
 
-def test_company_a_cannot_write_a_note_on_company_bs_deal(app_client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_company_a_cannot_write_a_note_on_company_bs_deal(app_client, seeded_company, pipedrive) -> None:
     seeded_company()
     seeded_company(OTHER_COMPANY, users=((ADMIN + 100, True),))
     b_deal = pipedrive.add_deal(OTHER_COMPANY, id=888, title="B's deal")
@@ -108,5 +108,5 @@ def test_company_a_cannot_write_a_note_on_company_bs_deal(app_client, seeded_com
     assert pipedrive.company_notes(OTHER_COMPANY) == [] and pipedrive.company_notes(COMPANY) == []
 
 
-def test_get_is_not_an_action(client) -> None:  # type: ignore[no-untyped-def]
+def test_get_is_not_an_action(client) -> None:
     assert client.get("/extensions/actions/notes/").status_code == 405

@@ -14,12 +14,12 @@ from .conftest import ADMIN, COMPANY, count_rounds, make_token, panel_query
 pytestmark = pytest.mark.django_db
 
 
-def _org_page(client, org_id: int, **extra):  # type: ignore[no-untyped-def]
+def _org_page(client, org_id: int, **extra):
     query = panel_query(resource="organization", record_id=org_id, **extra)
     return client.get(f"/extensions/panels/organization/?{query}")
 
 
-def test_organization_panel_shows_facts_open_deals_and_people(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_organization_panel_shows_facts_open_deals_and_people(client, seeded_company, pipedrive) -> None:
     world = seeded_company()
     org_id = world["org"]["id"]
     before = len(pipedrive.requests)
@@ -42,7 +42,7 @@ def test_organization_panel_shows_facts_open_deals_and_people(client, seeded_com
     assert lists["/api/v2/persons"]["org_id"] == str(org_id)
 
 
-def test_a_later_view_of_the_organization_is_one_round_trip(client, seeded_company, pipedrive, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_later_view_of_the_organization_is_one_round_trip(client, seeded_company, pipedrive, monkeypatch) -> None:
     world = seeded_company()
     org_id = world["org"]["id"]
     assert _org_page(client, org_id).status_code == 200
@@ -53,13 +53,13 @@ def test_a_later_view_of_the_organization_is_one_round_trip(client, seeded_compa
     assert len(rounds) == 1
 
 
-def test_an_organization_that_does_not_exist_says_so(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_an_organization_that_does_not_exist_says_so(client, seeded_company) -> None:
     seeded_company()
     html = _org_page(client, 999_999).content.decode()
     assert 'data-state="not_found"' in html
 
 
-def test_a_note_on_the_organization(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_a_note_on_the_organization(client, seeded_company, pipedrive) -> None:
     world = seeded_company()
     org_id = world["org"]["id"]
     token = make_token(user_id=ADMIN)

@@ -80,7 +80,7 @@ def test_small_clock_skew_is_tolerated_but_not_more() -> None:
         panel_token_verify(token=make_token(expires_in=-30), extensions=EXT)
 
 
-def test_the_secret_is_the_setting(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_secret_is_the_setting(settings) -> None:
     token = make_token()
     settings.PIPEDRIVE_JWT_SECRET = "rotated-secret-rotated-secret-rotated-secret"
     with pytest.raises(PanelAuthError):
@@ -97,7 +97,7 @@ def test_exp_is_not_required_a_fresh_iat_is_enough() -> None:
     assert panel_token_verify(token=fresh, extensions=EXT).user_id == ADMIN
 
 
-def test_a_token_with_neither_exp_nor_iat_is_accepted_unless_expiry_is_required(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_with_neither_exp_nor_iat_is_accepted_unless_expiry_is_required(settings) -> None:
     bare = jwt.encode({"userId": ADMIN, "companyId": COMPANY}, JWT_SECRET, algorithm="HS256")
     assert panel_token_verify(token=bare, extensions=EXT).company_id == COMPANY
     settings.EXTENSIONS_JWT_REQUIRE_EXPIRY = True
@@ -106,7 +106,7 @@ def test_a_token_with_neither_exp_nor_iat_is_accepted_unless_expiry_is_required(
     assert panel_token_verify(token=make_token(), extensions=EXT).user_id == ADMIN  # exp present: fine
 
 
-def test_max_age_is_the_setting(settings) -> None:  # type: ignore[no-untyped-def]
+def test_max_age_is_the_setting(settings) -> None:
     ten_minutes_old = make_token(expires_in=None, claims={"iat": int(time.time()) - 600})
     assert panel_token_verify(token=ten_minutes_old, extensions=EXT).user_id == ADMIN  # default 900 s
     settings.EXTENSIONS_JWT_MAX_AGE_SECONDS = 300
@@ -121,16 +121,16 @@ SECRET_B = "person-json-panel-secret-" + "b" * 32
 
 
 @pytest.fixture
-def two_secrets(settings):  # type: ignore[no-untyped-def]
+def two_secrets(settings):
     settings.PIPEDRIVE_EXTENSION_JWT_SECRETS = {"deal_json_panel": SECRET_A, "person_json_panel": SECRET_B}
 
 
-def test_two_extensions_with_different_secrets_both_verify(two_secrets) -> None:  # type: ignore[no-untyped-def]
+def test_two_extensions_with_different_secrets_both_verify(two_secrets) -> None:
     assert panel_token_verify(token=make_token(secret=SECRET_A), extensions=("deal_json_panel",)).user_id == ADMIN
     assert panel_token_verify(token=make_token(secret=SECRET_B), extensions=("person_json_panel",)).user_id == ADMIN
 
 
-def test_a_token_signed_with_the_other_extensions_secret_is_refused(two_secrets) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_signed_with_the_other_extensions_secret_is_refused(two_secrets) -> None:
     with pytest.raises(PanelAuthError):
         panel_token_verify(token=make_token(secret=SECRET_B), extensions=("deal_json_panel",))
     with pytest.raises(PanelAuthError):
@@ -140,7 +140,7 @@ def test_a_token_signed_with_the_other_extensions_secret_is_refused(two_secrets)
         panel_token_verify(token=make_token(secret=JWT_SECRET), extensions=("deal_json_panel",))
 
 
-def test_an_extension_without_its_own_secret_uses_the_fallback(two_secrets, settings) -> None:  # type: ignore[no-untyped-def]
+def test_an_extension_without_its_own_secret_uses_the_fallback(two_secrets, settings) -> None:
     from extensions.panel_auth import extension_jwt_secret
 
     assert extension_jwt_secret("deal_json_panel") == SECRET_A
@@ -150,7 +150,7 @@ def test_an_extension_without_its_own_secret_uses_the_fallback(two_secrets, sett
         extension_jwt_secret("no_such_extension")
 
 
-def test_the_json_panel_views_use_their_own_secrets(client, seeded_company, two_secrets) -> None:  # type: ignore[no-untyped-def]
+def test_the_json_panel_views_use_their_own_secrets(client, seeded_company, two_secrets) -> None:
     world = seeded_company()
     deal_ok = client.get(
         f"/extensions/json-panels/deal/?{panel_query(record_id=world['deal']['id'], token=make_token(secret=SECRET_A))}"
@@ -180,7 +180,7 @@ def test_claims_that_disagree_with_the_query_are_forbidden(params: dict[str, str
 
 @pytest.mark.parametrize("path", ["/extensions/panels/deal/", "/extensions/panels/person/", "/extensions/settings/"])
 @pytest.mark.parametrize("name", sorted(BAD_TOKENS))
-def test_pages_refuse_bad_tokens_with_a_readable_page(client, path: str, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_pages_refuse_bad_tokens_with_a_readable_page(client, path: str, name: str) -> None:
     resource = "person" if "person" in path else "deal"
     response = client.get(f"{path}?{panel_query(resource=resource, token=BAD_TOKENS[name])}")
 
@@ -193,7 +193,7 @@ def test_pages_refuse_bad_tokens_with_a_readable_page(client, path: str, name: s
 
 @pytest.mark.parametrize("path", ["/extensions/json-panels/deal/", "/extensions/json-panels/person/"])
 @pytest.mark.parametrize("name", ["missing", "expired", "wrong-secret", "alg-none", "hs512", "rs256"])
-def test_json_panels_refuse_bad_tokens_in_pipedrive_error_format(client, path: str, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_json_panels_refuse_bad_tokens_in_pipedrive_error_format(client, path: str, name: str) -> None:
     resource = "person" if "person" in path else "deal"
     response = client.get(f"{path}?{panel_query(resource=resource, token=BAD_TOKENS[name])}")
 
@@ -201,7 +201,7 @@ def test_json_panels_refuse_bad_tokens_in_pipedrive_error_format(client, path: s
     assert set(response.json()) == {"error"} and response.json()["error"]["title"]
 
 
-def test_query_mismatch_is_refused_on_every_surface(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_query_mismatch_is_refused_on_every_surface(client, seeded_company) -> None:
     seeded_company()
     token = make_token()  # company COMPANY, user ADMIN
     for path, resource in [
@@ -225,7 +225,7 @@ def test_query_mismatch_is_refused_on_every_surface(client, seeded_company) -> N
         (BAD_TOKENS["wrong-secret"], 401),
     ],
 )
-def test_actions_need_a_valid_bearer_token(app_client, seeded_company, pipedrive, bearer, status) -> None:  # type: ignore[no-untyped-def]
+def test_actions_need_a_valid_bearer_token(app_client, seeded_company, pipedrive, bearer, status) -> None:
     world = seeded_company()
     headers = {"HTTP_AUTHORIZATION": f"Bearer {bearer}"} if bearer else {}
     body = {"resource": "deal", "selectedIds": world["deal"]["id"], "content": "sneaky"}
@@ -236,7 +236,7 @@ def test_actions_need_a_valid_bearer_token(app_client, seeded_company, pipedrive
     assert pipedrive.company_notes(COMPANY) == []
 
 
-def test_a_token_in_the_action_query_or_body_is_not_accepted(app_client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_in_the_action_query_or_body_is_not_accepted(app_client, seeded_company, pipedrive) -> None:
     world = seeded_company()
     token = make_token()
     body = {"resource": "deal", "selectedIds": world["deal"]["id"], "content": "x", "token": token}
@@ -245,7 +245,7 @@ def test_a_token_in_the_action_query_or_body_is_not_accepted(app_client, seeded_
     assert pipedrive.company_notes(COMPANY) == []
 
 
-def test_a_company_that_never_installed_sees_the_install_state(client, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_a_company_that_never_installed_sees_the_install_state(client, pipedrive) -> None:
     response = client.get(f"/extensions/panels/deal/?{panel_query(company_id=9999, user_id=1)}")
     assert response.status_code == 200
     assert "Install the app" in response.content.decode()
@@ -254,7 +254,7 @@ def test_a_company_that_never_installed_sees_the_install_state(client, pipedrive
     assert pipedrive.requests == []
 
 
-def test_actions_take_the_tokens_of_the_iframes_that_call_them(app_client, seeded_company, pipedrive, settings) -> None:  # type: ignore[no-untyped-def]
+def test_actions_take_the_tokens_of_the_iframes_that_call_them(app_client, seeded_company, pipedrive, settings) -> None:
     """ "Add note" is called from the deal and person panels (GET_SIGNED_TOKEN signs with that panel's
     secret); a JSON panel's or the settings page's token is not one of theirs."""
     settings.PIPEDRIVE_EXTENSION_JWT_SECRETS = {

@@ -16,16 +16,16 @@ from .conftest import ADMIN, COMPANY, REGULAR, make_token, panel_query
 pytestmark = pytest.mark.django_db
 
 
-def _page(client, resource: str, record_id: int, *, user_id: int = ADMIN):  # type: ignore[no-untyped-def]
+def _page(client, resource: str, record_id: int, *, user_id: int = ADMIN):
     query = panel_query(resource=resource, record_id=record_id, user_id=user_id)
     return client.get(f"/extensions/panels/{resource}/?{query}")
 
 
-def _api_calls(pipedrive, since: int) -> list[str]:  # type: ignore[no-untyped-def]
+def _api_calls(pipedrive, since: int) -> list[str]:
     return [r.path for r in pipedrive.requests[since:] if r.path.startswith("/api/")]
 
 
-def _stage_changed_at_pipedrive(pipedrive, deal: dict[str, Any], new_stage: int, *, event_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _stage_changed_at_pipedrive(pipedrive, deal: dict[str, Any], new_stage: int, *, event_id: str) -> dict[str, Any]:
     """The user moves the deal in Pipedrive; Pipedrive then sends the v2 change event."""
     old_stage = deal["stage_id"]
     pipedrive._companies[COMPANY].deals[deal["id"]]["stage_id"] = new_stage
@@ -36,7 +36,7 @@ def _stage_changed_at_pipedrive(pipedrive, deal: dict[str, Any], new_stage: int,
 
 
 @pytest.fixture
-def receiver(seeded_company):  # type: ignore[no-untyped-def]
+def receiver(seeded_company):
     world = seeded_company(users=((ADMIN, True), (REGULAR, False)))
     company = Installation.objects.get(pipedrive_user_id=ADMIN).company
     return world, webhook_state_get_or_create(company=company)
@@ -47,7 +47,7 @@ def test_an_edited_deal_shows_its_new_stage_as_soon_as_the_event_is_processed(
     receiver,
     post_event,  # noqa: F811
     pipedrive,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     world, state = receiver
     deal = world["deal"]
     assert 'data-fact="stage">Proposal made<' in _page(client, "deal", deal["id"]).content.decode()
@@ -68,7 +68,7 @@ def test_an_edited_deal_shows_its_new_stage_as_soon_as_the_event_is_processed(
     assert _api_calls(pipedrive, before) == []
 
 
-def test_an_event_for_another_record_keeps_the_cache(client, receiver, post_event, pipedrive) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_an_event_for_another_record_keeps_the_cache(client, receiver, post_event, pipedrive) -> None:  # noqa: F811
     world, state = receiver
     deal, other = world["deal"], world["second_deal"]
     _page(client, "deal", deal["id"])
@@ -80,7 +80,7 @@ def test_an_event_for_another_record_keeps_the_cache(client, receiver, post_even
     assert _api_calls(pipedrive, before) == []
 
 
-def test_the_person_panel_follows_its_open_deals(client, receiver, post_event, pipedrive) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_person_panel_follows_its_open_deals(client, receiver, post_event, pipedrive) -> None:  # noqa: F811
     world, state = receiver
     person, second = world["person"], world["second_deal"]
     html = _page(client, "person", person["id"]).content.decode()
@@ -92,7 +92,7 @@ def test_the_person_panel_follows_its_open_deals(client, receiver, post_event, p
     assert "Proposal made" in html.split(f'data-open-deal="{second["id"]}"')[1].split("</li>")[0]
 
 
-def test_a_note_added_from_the_panel_is_not_hidden_by_the_cache(app_client, client, receiver, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_a_note_added_from_the_panel_is_not_hidden_by_the_cache(app_client, client, receiver, pipedrive) -> None:
     world, _ = receiver
     deal_id = world["deal"]["id"]
     _page(client, "deal", deal_id)

@@ -9,11 +9,11 @@ from .conftest import ADMIN, COMPANY, OUTSIDER, count_rounds, panel_query
 pytestmark = pytest.mark.django_db
 
 
-def _person_page(client, person_id: int, **extra):  # type: ignore[no-untyped-def]
+def _person_page(client, person_id: int, **extra):
     return client.get(f"/extensions/panels/person/?{panel_query(resource='person', record_id=person_id, **extra)}")
 
 
-def test_person_panel_shows_contacts_organization_and_open_deals(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_person_panel_shows_contacts_organization_and_open_deals(client, seeded_company, pipedrive) -> None:
     world = seeded_company()
     before = len(pipedrive.requests)
 
@@ -36,7 +36,7 @@ def test_person_panel_shows_contacts_organization_and_open_deals(client, seeded_
     assert listing["person_id"] == str(world["person"]["id"]) and listing["status"] == "open"
 
 
-def test_person_without_deals_or_organization(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_person_without_deals_or_organization(client, seeded_company, pipedrive) -> None:
     seeded_company()
     lonely = pipedrive.add_person(COMPANY, name="Liam Berg")
 
@@ -45,7 +45,7 @@ def test_person_without_deals_or_organization(client, seeded_company, pipedrive)
     assert "Liam Berg" in html and "No open deals." in html
 
 
-def test_person_panel_states(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_person_panel_states(client, seeded_company, pipedrive) -> None:
     world = seeded_company()
     person_id = world["person"]["id"]
 
@@ -56,7 +56,7 @@ def test_person_panel_states(client, seeded_company, pipedrive) -> None:  # type
     assert "Pipedrive could not be reached" in _person_page(client, person_id).content.decode()
 
 
-def test_the_deal_panel_url_refuses_a_person(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_the_deal_panel_url_refuses_a_person(client, seeded_company) -> None:
     world = seeded_company()
     response = client.get(f"/extensions/panels/deal/?{panel_query(resource='person', record_id=world['person']['id'])}")
     assert response.status_code == 400
@@ -64,7 +64,7 @@ def test_the_deal_panel_url_refuses_a_person(client, seeded_company) -> None:  #
 
 def test_a_later_view_reads_the_person_deals_and_organization_in_one_round_trip(
     client, seeded_company, pipedrive, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from django.core.cache import cache
 
     from pipedrive_app.installations.models import Company

@@ -11,11 +11,11 @@ from .conftest import ADMIN, COMPANY, REGULAR, panel_query
 pytestmark = pytest.mark.django_db
 
 
-def _deal_page(client, deal_id: int, user_id: int):  # type: ignore[no-untyped-def]
+def _deal_page(client, deal_id: int, user_id: int):
     return client.get(f"/extensions/panels/deal/?{panel_query(resource='deal', record_id=deal_id, user_id=user_id)}")
 
 
-def test_the_history_says_an_admin_must_install_before_changes_are_recorded(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_the_history_says_an_admin_must_install_before_changes_are_recorded(client, seeded_company) -> None:
     world = seeded_company(users=((REGULAR, False),))
     html = _deal_page(client, world["deal"]["id"], REGULAR).content.decode()
     assert "data-history-needs-admin" in html
@@ -23,13 +23,13 @@ def test_the_history_says_an_admin_must_install_before_changes_are_recorded(clie
     assert "data-history-empty" not in html  # not the misleading "No changes recorded yet"
 
 
-def test_with_an_admin_installed_the_history_does_not_ask_for_one(client, seeded_company) -> None:  # type: ignore[no-untyped-def]
+def test_with_an_admin_installed_the_history_does_not_ask_for_one(client, seeded_company) -> None:
     world = seeded_company(users=((ADMIN, True), (REGULAR, False)))
     html = _deal_page(client, world["deal"]["id"], REGULAR).content.decode()
     assert "data-history-needs-admin" not in html and "data-history-empty" in html
 
 
-def test_an_edit_in_pipedrive_shows_on_the_next_view_without_webhooks(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_an_edit_in_pipedrive_shows_on_the_next_view_without_webhooks(client, seeded_company, pipedrive) -> None:
     world = seeded_company(users=((REGULAR, False),))
     deal = world["deal"]
     assert 'data-fact="title">Northwind renewal<' in _deal_page(client, deal["id"], REGULAR).content.decode()
@@ -42,7 +42,7 @@ def test_an_edit_in_pipedrive_shows_on_the_next_view_without_webhooks(client, se
     assert len(pipedrive.requests_to(f"/api/v2/deals/{deal['id']}")) == before + 1  # read again, not cached
 
 
-def test_with_an_admin_installed_a_repeated_view_is_still_cached(client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_with_an_admin_installed_a_repeated_view_is_still_cached(client, seeded_company, pipedrive) -> None:
     world = seeded_company(users=((ADMIN, True),))
     deal = world["deal"]
     _deal_page(client, deal["id"], ADMIN)

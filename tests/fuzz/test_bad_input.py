@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -31,14 +30,15 @@ from tests.extensions.conftest import (  # noqa: F401 - fixtures
 from tests.installations.conftest import install_user, start_install  # noqa: F401 - fixture
 from tests.webhooks.conftest import basic, load_event, post_event, receiver_path, webhook_company  # noqa: F401
 
+from .conftest import TRIED  # counted here, printed in the terminal summary
+
 pytestmark = pytest.mark.django_db
 
 DEEP = b'{"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
-TRIED: Counter[str] = Counter()
 SEEDED: set[str] = set()
 
 
-def _post(client: Client, path: str, body: bytes, token: str | None = None, **headers: str):  # type: ignore[no-untyped-def]
+def _post(client: Client, path: str, body: bytes, token: str | None = None, **headers: Any):
     if token is not None:
         headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     return client.generic("POST", path, body, content_type="application/json", **headers)
@@ -48,14 +48,14 @@ def _post(client: Client, path: str, body: bytes, token: str | None = None, **he
 
 
 @pytest.mark.parametrize("path", ["/extensions/actions/notes/", "/extensions/settings/"])
-def test_50000_deep_json_without_a_token_is_401(app_client, path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_50000_deep_json_without_a_token_is_401(app_client, path) -> None:  # noqa: F811
     response = _post(app_client, path, DEEP)
     assert response.status_code == 401
     assert len(response.content) < 200  # a short JSON answer, no traceback
 
 
 @pytest.mark.parametrize("path", ["/extensions/actions/notes/", "/extensions/settings/"])
-def test_50000_deep_json_with_a_valid_token_is_400(app_client, seeded_company, path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_50000_deep_json_with_a_valid_token_is_400(app_client, seeded_company, path) -> None:  # noqa: F811
     seeded_company()
     response = _post(app_client, path, DEEP, token=make_token())
     assert response.status_code == 400
@@ -63,7 +63,7 @@ def test_50000_deep_json_with_a_valid_token_is_400(app_client, seeded_company, p
 
 
 @pytest.mark.parametrize("selected", ["²", "٣", "1" * 5000, "9" * 20, "1\n", "-1", "1.5"])
-def test_odd_selected_ids_in_a_note_are_400(app_client, seeded_company, pipedrive, selected) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_odd_selected_ids_in_a_note_are_400(app_client, seeded_company, pipedrive, selected) -> None:  # noqa: F811
     seeded_company()
     body = json.dumps({"resource": "deal", "selectedIds": selected, "content": "hi"}).encode()
     response = _post(app_client, "/extensions/actions/notes/", body, token=make_token())
@@ -72,7 +72,7 @@ def test_odd_selected_ids_in_a_note_are_400(app_client, seeded_company, pipedriv
 
 
 @pytest.mark.parametrize("days", ["²", "1" * 5000, "٣٠", "30\n", True, None, 1.5])
-def test_odd_retention_days_are_400(app_client, seeded_company, days) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_odd_retention_days_are_400(app_client, seeded_company, days) -> None:  # noqa: F811
     seeded_company()
     body = json.dumps({"tracked_entities": ["deal"], "history_retention_days": days}).encode()
     response = _post(app_client, "/extensions/settings/", body, token=make_token(user_id=ADMIN))
@@ -89,7 +89,7 @@ def test_odd_retention_days_are_400(app_client, seeded_company, days) -> None:  
         "Bearer x",
     ],
 )
-def test_odd_basic_credentials_at_the_receiver_are_401(client, webhook_company, header) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_odd_basic_credentials_at_the_receiver_are_401(client, webhook_company, header) -> None:  # noqa: F811
     _, state = webhook_company
     body = json.dumps(load_event("deal.change")).encode()
     response = client.generic(
@@ -124,7 +124,7 @@ _fuzz = settings(
     raw=st.none() | st.binary(max_size=200),
     authorization=st.none() | st.just("valid") | _text,
 )
-def test_fuzz_note_action(app_client, seeded_company, body, raw, authorization) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_fuzz_note_action(app_client, seeded_company, body, raw, authorization) -> None:  # noqa: F811
     if "notes" not in SEEDED:
         seeded_company()
         SEEDED.add("notes")
@@ -145,7 +145,7 @@ def test_fuzz_note_action(app_client, seeded_company, body, raw, authorization) 
     days=_ids,
     raw=st.none() | st.binary(max_size=200),
 )
-def test_fuzz_settings_save(app_client, seeded_company, entities, days, raw) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_fuzz_settings_save(app_client, seeded_company, entities, days, raw) -> None:  # noqa: F811
     if "settings" not in SEEDED:
         seeded_company()
         SEEDED.add("settings")
@@ -166,7 +166,7 @@ def test_fuzz_settings_save(app_client, seeded_company, entities, days, raw) -> 
     previous=_json,
     authorization=st.none() | st.just("valid") | _text,
 )
-def test_fuzz_webhook_receiver(client, webhook_company, post_event, meta, data, previous, authorization) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_fuzz_webhook_receiver(client, webhook_company, post_event, meta, data, previous, authorization) -> None:  # noqa: F811
     _, state = webhook_company
     payload: dict[str, Any] = load_event("deal.change")
     payload["meta"].update(meta)
@@ -200,7 +200,7 @@ _PAGES = [
     ),
     token=st.none() | st.just("valid") | _text,
 )
-def test_fuzz_extension_pages(app_client, seeded_company, path, params, token) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_fuzz_extension_pages(app_client, seeded_company, path, params, token) -> None:  # noqa: F811
     """What Pipedrive appends to an iframe or JSON panel URL, fuzzed: a page or a 4xx, never a 5xx."""
     if "pages" not in SEEDED:
         seeded_company()
@@ -221,7 +221,7 @@ def test_fuzz_extension_pages(app_client, seeded_company, path, params, token) -
     ),
     raw=st.none() | st.binary(max_size=200),
 )
-def test_fuzz_uninstall_notice(client, install_user, pipedrive, body, raw) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_fuzz_uninstall_notice(client, install_user, pipedrive, body, raw) -> None:  # noqa: F811
     """Pipedrive's uninstall DELETE with valid Basic credentials and a fuzzed body: never a 5xx."""
     credentials = f"{pipedrive.client_id}:{pipedrive.client_secret}".encode()
     payload = raw if raw is not None else json.dumps(body).encode()
@@ -245,7 +245,7 @@ def test_fuzz_uninstall_notice(client, install_user, pipedrive, body, raw) -> No
     ),
     with_state=st.booleans(),
 )
-def test_fuzz_oauth_callback(client, pipedrive, params, with_state) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_fuzz_oauth_callback(client, pipedrive, params, with_state) -> None:  # noqa: F811
     """The install callback's query, fuzzed (with or without a state this browser was issued): never a 5xx.
 
     The codes here are none Pipedrive issued, so the answer is a 4xx (or the user_denied page), and
@@ -258,9 +258,3 @@ def test_fuzz_oauth_callback(client, pipedrive, params, with_state) -> None:  # 
     TRIED["oauth/callback (GET)"] += 1
     assert response.status_code < 500, (query, response.content[:300])
     assert not Installation.objects.exists()
-
-
-def test_zz_inputs_tried_per_endpoint(capsys) -> None:  # type: ignore[no-untyped-def]
-    """Runs last (file order): prints what the suite above tried, even without ``-s``."""
-    with capsys.disabled():
-        print("\ninputs tried per endpoint: " + ", ".join(f"{name} {n}" for name, n in sorted(TRIED.items())))

@@ -29,7 +29,7 @@ WITHOUT_LABELS = {
 
 
 @pytest.mark.parametrize("example", custom_field_examples(), ids=lambda e: e.path.stem)
-def test_documented_shape_without_labels(example) -> None:  # type: ignore[no-untyped-def]
+def test_documented_shape_without_labels(example) -> None:
     value = example.body["custom_field_hash"]
     assert value_display(value) == WITHOUT_LABELS[example.path.stem]
 
@@ -51,7 +51,7 @@ def test_option_labels_replace_ids() -> None:
         ({"nested": {"deeper": [1, 2]}}, "Nested: Deeper: 1, 2"),
     ],
 )
-def test_other_objects_read_as_text(value, text) -> None:  # type: ignore[no-untyped-def]
+def test_other_objects_read_as_text(value, text) -> None:
     assert value_display(value) == text
 
 
@@ -60,7 +60,7 @@ RANGE = "b" * 40
 
 
 @pytest.mark.django_db
-def test_v1_custom_field_parts_are_shown_with_their_field(webhook_company, post_event) -> None:  # type: ignore[no-untyped-def]
+def test_v1_custom_field_parts_are_shown_with_their_field(webhook_company, post_event) -> None:
     """v1 puts money's currency and a range's end beside the field ("<key>_currency", "<key>_until")."""
     from pipedrive_app.history.models import ChangeRecord
     from tests.webhooks.conftest import load_event

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from pipedrive_app.history.models import ChangeRecord, FieldDefinitionCache, FieldValueState
-from pipedrive_app.history.selectors import record_current_values, record_history
+from pipedrive_app.history.selectors import HistoryEntry, record_current_values, record_history
 from pipedrive_app.history.services import history_purge_expired
 from pipedrive_app.installations.models import Company, CompanySettings
 from pipedrive_app.webhooks.models import InboxEvent
@@ -23,7 +23,7 @@ INTERESTS_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
 
 
 @pytest.fixture
-def installed(pipedrive, install_user):  # type: ignore[no-untyped-def]
+def installed(pipedrive, install_user):
     """Company 1001 installed by admin 501 (Ann), with custom fields at the double."""
     installation = install_user(1001, 501, name="Ann Admin")
     pipedrive.add_field(
@@ -51,7 +51,7 @@ def installed(pipedrive, install_user):  # type: ignore[no-untyped-def]
     return installation.company, state
 
 
-def _by_key(company: Company, entity: str = "deal", entity_id: int = 42) -> dict[str, object]:
+def _by_key(company: Company, entity: str = "deal", entity_id: int = 42) -> dict[str, HistoryEntry]:
     return {e.field_key: e for e in record_history(company_id=company.pk, entity=entity, entity_id=entity_id)}
 
 

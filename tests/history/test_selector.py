@@ -13,7 +13,7 @@ from pipedrive_app.installations.models import Company
 pytestmark = pytest.mark.django_db
 
 
-def _row(company: Company, minute: int, **fields) -> ChangeRecord:  # type: ignore[no-untyped-def]
+def _row(company: Company, minute: int, **fields) -> ChangeRecord:
     defaults = {
         "company": company,
         "entity": "deal",

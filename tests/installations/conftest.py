@@ -19,7 +19,7 @@ def start_install(client: Client) -> str:
 
 
 @pytest.fixture
-def install_user(client: Client, pipedrive) -> Callable[..., Installation]:  # type: ignore[no-untyped-def]
+def install_user(client: Client, pipedrive) -> Callable[..., Installation]:
     """Run the whole browser flow against the double: install link, consent, callback."""
     known_companies: set[int] = set()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -70,10 +71,10 @@ def test_uninstall_reconcile_and_refresh_of_one_company_run_together_without_dea
 
         jobs: list[Callable[[], object]] = [
             lambda: uninstall(501),
-            lambda company_pk=first.company_id: company_webhooks_reconcile(company_id=company_pk),
-            lambda pk=first.pk: installation_token_refresh(installation_id=pk, force=True),
-            lambda pk=second.pk: installation_token_refresh(installation_id=pk, force=True),
-            lambda company_pk=first.company_id: company_webhooks_reconcile(company_id=company_pk),
+            partial(company_webhooks_reconcile, company_id=first.company_id),
+            partial(installation_token_refresh, installation_id=first.pk, force=True),
+            partial(installation_token_refresh, installation_id=second.pk, force=True),
+            partial(company_webhooks_reconcile, company_id=first.company_id),
         ]
         if purge:
             jobs.append(lambda: uninstall(502))

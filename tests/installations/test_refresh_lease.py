@@ -37,11 +37,11 @@ def _hold_lease(installation: Installation) -> None:
     )
 
 
-def _token_calls(pipedrive) -> int:  # type: ignore[no-untyped-def]
+def _token_calls(pipedrive) -> int:
     return pipedrive.grants.count("refresh_token")
 
 
-def _wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -18,8 +19,8 @@ def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def _notify(client: Client, pipedrive, body: object, *, auth: str | None = None, raw: bytes | None = None):  # type: ignore[no-untyped-def]
-    headers = {}
+def _notify(client: Client, pipedrive, body: object, *, auth: str | None = None, raw: bytes | None = None):
+    headers: dict[str, Any] = {}
     if auth is None:
         auth = _basic(pipedrive.client_id, pipedrive.client_secret)
     if auth:
@@ -28,7 +29,7 @@ def _notify(client: Client, pipedrive, body: object, *, auth: str | None = None,
     return client.generic("DELETE", "/oauth/callback", data, content_type="application/json", **headers)
 
 
-def _body(pipedrive, company_id: int = 1001, user_id: int = 501) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _body(pipedrive, company_id: int = 1001, user_id: int = 501) -> dict[str, object]:
     return {
         "client_id": pipedrive.client_id,
         "company_id": company_id,

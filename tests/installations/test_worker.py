@@ -42,7 +42,7 @@ def celery_worker_process(postgres_only, broker_url: str, subprocess_env: dict[s
             worker.kill()
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -61,8 +61,10 @@ def test_worker_refreshes_idle_refresh_tokens(pipedrive, install_user, celery_wo
 
     tasks.refresh_idle_refresh_tokens.apply_async(queue=celery_worker_process)
 
-    assert _wait_for(
-        lambda: Installation.objects.get(pk=idle.pk).refresh_token_used_at > long_ago + timedelta(days=51)
-    ), "the worker did not refresh the idle installation"
+    def refreshed() -> bool:
+        used_at = Installation.objects.get(pk=idle.pk).refresh_token_used_at
+        return used_at is not None and used_at > long_ago + timedelta(days=51)
+
+    assert _wait_for(refreshed), "the worker did not refresh the idle installation"
     assert pipedrive.refresh_count == 1
     assert Installation.objects.get(pk=fresh.pk).last_refresh_at == fresh.last_refresh_at

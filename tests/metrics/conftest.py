@@ -35,7 +35,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def metrics_settings(settings) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+def metrics_settings(settings) -> Iterator[Any]:
     settings.METRICS_ENABLED = True
     settings.METRICS_TOKEN = SCRAPE_TOKEN
     settings.METRICS_ALLOWED_NETWORKS = []
@@ -46,7 +46,7 @@ def metrics_settings(settings) -> Iterator[Any]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def scrape(metrics_settings) -> Callable[[], Samples]:  # type: ignore[no-untyped-def]
+def scrape(metrics_settings) -> Callable[[], Samples]:
     def get() -> Samples:
         response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {SCRAPE_TOKEN}")
         assert response.status_code == 200, response.content[:300]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client, override_settings
 
@@ -13,20 +15,20 @@ pytestmark = pytest.mark.django_db
 
 
 def _get(*, remote: str = "127.0.0.1", auth: str | None = None) -> int:
-    headers = {"REMOTE_ADDR": remote}
+    headers: dict[str, Any] = {"REMOTE_ADDR": remote}
     if auth is not None:
         headers["HTTP_AUTHORIZATION"] = auth
     return Client().get("/metrics", **headers).status_code
 
 
-def test_nothing_configured_means_no_endpoint(metrics_settings) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_configured_means_no_endpoint(metrics_settings) -> None:
     metrics_settings.METRICS_TOKEN = ""
     metrics_settings.METRICS_ALLOWED_NETWORKS = []
     assert _get() == 404
     assert _get(auth=f"Bearer {SCRAPE_TOKEN}") == 404
 
 
-def test_the_token_is_required_when_set(metrics_settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_token_is_required_when_set(metrics_settings) -> None:
     assert _get() == 403
     assert _get(auth="Bearer wrong") == 403
     assert _get(auth=f"Basic {SCRAPE_TOKEN}") == 403
@@ -35,7 +37,7 @@ def test_the_token_is_required_when_set(metrics_settings) -> None:  # type: igno
     assert _get(remote="203.0.113.9", auth=f"bearer {SCRAPE_TOKEN}") == 200  # no network rule set
 
 
-def test_the_network_rule_alone(metrics_settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_network_rule_alone(metrics_settings) -> None:
     metrics_settings.METRICS_TOKEN = ""
     metrics_settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8", "::1/128"]
     assert _get(remote="10.1.2.3") == 200
@@ -44,26 +46,26 @@ def test_the_network_rule_alone(metrics_settings) -> None:  # type: ignore[no-un
     assert _get(remote="not-an-address") == 403
 
 
-def test_token_and_network_both_hold_when_both_are_set(metrics_settings) -> None:  # type: ignore[no-untyped-def]
+def test_token_and_network_both_hold_when_both_are_set(metrics_settings) -> None:
     metrics_settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
     assert _get(remote="10.0.0.5", auth=f"Bearer {SCRAPE_TOKEN}") == 200
     assert _get(remote="10.0.0.5") == 403
     assert _get(remote="192.0.2.1", auth=f"Bearer {SCRAPE_TOKEN}") == 403
 
 
-def test_only_get(metrics_settings) -> None:  # type: ignore[no-untyped-def]
+def test_only_get(metrics_settings) -> None:
     assert Client().post("/metrics", HTTP_AUTHORIZATION=f"Bearer {SCRAPE_TOKEN}").status_code == 405
 
 
-def test_a_refusal_does_not_echo_the_token(metrics_settings, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_a_refusal_does_not_echo_the_token(metrics_settings, caplog) -> None:
     response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer guessed-token-123456")
     assert response.status_code == 403
     assert b"guessed" not in response.content
     assert "guessed-token" not in caplog.text
 
 
-def test_switched_off_the_endpoint_is_gone_and_hooks_wrap_nothing(metrics_settings) -> None:  # type: ignore[no-untyped-def]
-    def view(request):  # type: ignore[no-untyped-def]
+def test_switched_off_the_endpoint_is_gone_and_hooks_wrap_nothing(metrics_settings) -> None:
+    def view(request):
         return None
 
     with override_settings(METRICS_ENABLED=False):
@@ -92,7 +94,7 @@ def test_endpoints_are_templated(path: str, template: str) -> None:
     assert instruments.endpoint_template(path) == template
 
 
-def test_endpoint_labels_are_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_endpoint_labels_are_bounded(monkeypatch) -> None:
     monkeypatch.setattr(instruments, "_endpoints", {})
     seen = {instruments.endpoint_template(f"/api/v1/thing{n}/7") for n in range(instruments.MAX_ENDPOINTS * 3)}
     assert len(seen) <= instruments.MAX_ENDPOINTS + 1

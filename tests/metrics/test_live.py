@@ -27,7 +27,7 @@ def test_quantile_reads_buckets_like_histogram_quantile() -> None:
     assert live.quantile(0.99, {"0.1": 1.0, "+Inf": 10.0}) == pytest.approx(0.1)  # at least the last bound
 
 
-def test_figures_cover_the_window_since_the_snapshot_before_it(settings) -> None:  # type: ignore[no-untyped-def]
+def test_figures_cover_the_window_since_the_snapshot_before_it(settings) -> None:
     cache.clear()
     start = 1_000_000.0
     live.snapshots_update(start)  # what the histograms held before
@@ -45,7 +45,7 @@ def test_figures_cover_the_window_since_the_snapshot_before_it(settings) -> None
 
 
 @pytest.mark.django_db
-def test_the_overview_shows_the_live_lag_and_acknowledgement_latency(operator_client: Client, make_company) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_overview_shows_the_live_lag_and_acknowledgement_latency(operator_client: Client, make_company) -> None:  # noqa: F811
     cache.clear()
     company = make_company()
     make_event(company=company, status=InboxEvent.Status.PENDING, received_at=timezone.now() - timedelta(minutes=3))
@@ -62,7 +62,7 @@ def test_the_overview_shows_the_live_lag_and_acknowledgement_latency(operator_cl
 
 
 @pytest.mark.django_db
-def test_the_widget_is_left_out_when_metrics_are_off(operator_client: Client, settings) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_widget_is_left_out_when_metrics_are_off(operator_client: Client, settings) -> None:  # noqa: F811
     settings.METRICS_ENABLED = False
     html = operator_client.get("/dashboard/").content.decode()
     assert 'data-live="lag"' not in html
@@ -73,7 +73,7 @@ def test_replays_and_processing_outcomes_are_counted(
     make_company,  # noqa: F811
     django_capture_on_commit_callbacks,
     monkeypatch,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from prometheus_client import REGISTRY
 
     from pipedrive_app.webhooks import services
@@ -97,10 +97,10 @@ def test_replays_and_processing_outcomes_are_counted(
     assert sample("webhook_events_processed_total", outcome="unprocessable") == before["unprocessable"] + 1
 
     class Broken:
-        def prepare(self, context):  # type: ignore[no-untyped-def]
+        def prepare(self, context):
             raise RuntimeError("a bug")
 
-        def apply(self, context, prepared):  # type: ignore[no-untyped-def]
+        def apply(self, context, prepared):
             raise AssertionError("not reached")
 
     monkeypatch.setattr(services, "handlers_for", lambda **_: [Broken()])

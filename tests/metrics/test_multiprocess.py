@@ -37,7 +37,7 @@ for _ in range(int(sys.argv[1])):
 """
 
 
-def test_two_processes_add_up(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_two_processes_add_up(tmp_path, monkeypatch) -> None:
     # DEBUG: importing the package loads the Celery app and with it the settings (development defaults).
     env = {"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), "DEBUG": "on"}
     for count in (3, 4):
@@ -61,7 +61,7 @@ def test_two_processes_add_up(tmp_path, monkeypatch) -> None:  # type: ignore[no
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_gunicorn_workers_and_a_celery_worker_add_up(postgres_only, broker_url, subprocess_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_gunicorn_workers_and_a_celery_worker_add_up(postgres_only, broker_url, subprocess_env, tmp_path) -> None:
     company = Company.objects.create(pipedrive_company_id=4242, name="Metrics Co", api_domain="http://127.0.0.1:9")
     state = webhook_state_get_or_create(company=company)
     queue = f"metrics-{uuid.uuid4().hex[:10]}"
@@ -102,7 +102,7 @@ def test_gunicorn_workers_and_a_celery_worker_add_up(postgres_only, broker_url, 
         )
         assert done, children[-1].tail()
 
-        def scraped() -> dict:  # type: ignore[type-arg]
+        def scraped() -> dict:
             response = requests.get(
                 f"{base}/metrics", headers={"Authorization": "Bearer multiprocess-scrape-token"}, timeout=30
             )

@@ -39,7 +39,7 @@ def _deliver(client: Client, state: Any, payload: dict[str, Any], capture: Any) 
 
 
 @pytest.fixture
-def activity(seeded_company, pipedrive, django_capture_on_commit_callbacks, scrape) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def activity(seeded_company, pipedrive, django_capture_on_commit_callbacks, scrape) -> dict[str, Any]:
     """Scrape, then: a delivery (and a refused one), a token refresh, a panel render, a 429; scrape."""
     world = seeded_company()
     installation = world["installations"][ADMIN]
@@ -70,7 +70,7 @@ def _moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
     return value(after, name, **labels) - value(before, name, **labels)
 
 
-def test_each_series_moves_after_a_delivery_a_refresh_a_panel_and_a_429(activity) -> None:  # type: ignore[no-untyped-def]
+def test_each_series_moves_after_a_delivery_a_refresh_a_panel_and_a_429(activity) -> None:
     b, a = activity["before"], activity["after"]
 
     assert _moved(b, a, f"{A}webhook_deliveries_received_total") == 3
@@ -110,7 +110,7 @@ def test_each_series_moves_after_a_delivery_a_refresh_a_panel_and_a_429(activity
 SAFE_LABEL = re.compile(r"^[A-Za-z0-9_.+{}/:-]{0,80}$")
 
 
-def test_no_label_carries_a_token_an_email_or_a_title(activity, pipedrive) -> None:  # type: ignore[no-untyped-def]
+def test_no_label_carries_a_token_an_email_or_a_title(activity, pipedrive) -> None:
     world, state, installation = activity["world"], activity["state"], activity["installation"]
     installation.refresh_from_db()
     secrets = {s for s in issued_secrets() if len(s) >= 12}

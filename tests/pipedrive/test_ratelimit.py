@@ -82,7 +82,7 @@ def test_a_slot_is_held_while_its_request_is_in_flight_and_for_a_window_after_it
     assert store.take_burst_slot("t", limit=2, window=2.0, member="late") == 0.0
 
 
-def _limiter(store: LocalRateStore, clock, *, interactive: bool) -> RequestLimiter:  # type: ignore[no-untyped-def]
+def _limiter(store: LocalRateStore, clock, *, interactive: bool) -> RequestLimiter:
     return RequestLimiter(
         store,
         token_key="t",

@@ -49,7 +49,7 @@ class World:
 
 
 @pytest.fixture(autouse=True)
-def _sandbox_defaults(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def _sandbox_defaults(settings) -> Iterator[None]:
     """Known app credentials, in-process base URL, fresh limiter; no retry timer outlives a test."""
     settings.PIPEDRIVE_CLIENT_ID = CLIENT_ID
     settings.PIPEDRIVE_CLIENT_SECRET = CLIENT_SECRET
@@ -63,7 +63,7 @@ def _sandbox_defaults(settings) -> Iterator[None]:  # type: ignore[no-untyped-de
 
 
 @pytest.fixture(autouse=True)
-def _json_panels_in_process(monkeypatch) -> DjangoClientAdapter:  # type: ignore[no-untyped-def]
+def _json_panels_in_process(monkeypatch) -> DjangoClientAdapter:
     """The sandbox's pages call the app's JSON panels: served in-process for http://testserver."""
     from sandbox import json_panel_host
 
@@ -149,7 +149,7 @@ def grant(client: Client) -> Callable[[SandboxUser], dict[str, Any]]:
 def api(client: Client) -> Callable[..., Any]:
     def call(method: str, domain: str, path: str, token: str | None, *, body: Any = None, query: Any = None) -> Any:
         url = f"/sandbox/{domain}{path}"
-        extra = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+        extra: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
         if method == "GET":
             return client.get(url, query or {}, **extra)
         if method == "DELETE":
@@ -270,7 +270,7 @@ def browser() -> Iterator[requests.Session]:
 
 
 @pytest.fixture
-def live_sandbox(live_server, settings) -> LiveSandbox:  # type: ignore[no-untyped-def]
+def live_sandbox(live_server, settings) -> LiveSandbox:
     url = live_server.url.rstrip("/")
     settings.APP_BASE_URL = url
     settings.PIPEDRIVE_REDIRECT_URI = f"{url}/oauth/callback"

@@ -95,7 +95,7 @@ def test_users_me(api, admin_token) -> None:
 
 
 def test_deals_operations(api, admin_token, sandbox_world) -> None:
-    person = Person.objects.filter(company=sandbox_world.acme).first()
+    person = Person.objects.filter(company=sandbox_world.acme).earliest("pk")
     _call(api, "GET", "/api/v2/deals", admin_token, query={"limit": 3})
     _call(api, "GET", "/api/v2/deals", admin_token, query={"person_id": person.pk})
     created = _call(
@@ -159,14 +159,14 @@ def test_users_get(api, admin_token, sandbox_world) -> None:
 
 
 def test_organizations_get(api, admin_token, sandbox_world) -> None:
-    org = Organization.objects.filter(company=sandbox_world.acme).first()
+    org = Organization.objects.filter(company=sandbox_world.acme).earliest("pk")
     data = _call(api, "GET", f"/api/v2/organizations/{org.pk}", admin_token)["data"]
     assert data["name"] == org.name and data["address"] == {"value": org.address}
 
 
 def test_pipelines_and_stages_operations(api, admin_token, sandbox_world) -> None:
     pipeline = Pipeline.objects.get(company=sandbox_world.acme)
-    stage = Stage.objects.filter(pipeline=pipeline).order_by("order_nr").last()
+    stage = Stage.objects.filter(pipeline=pipeline).latest("order_nr")
     listed = _call(api, "GET", "/api/v2/pipelines", admin_token)["data"]
     assert [p["name"] for p in listed] == ["Sales pipeline"]
     _call(api, "GET", "/api/v2/pipelines", admin_token, query={"sort_by": "add_time", "sort_direction": "desc"})
@@ -185,7 +185,7 @@ def test_fields_operations(api, admin_token) -> None:
 
 
 def test_notes_operations(api, admin_token, sandbox_world) -> None:
-    deal = Deal.objects.filter(company=sandbox_world.acme).first()
+    deal = Deal.objects.filter(company=sandbox_world.acme).earliest("pk")
     _call(api, "POST", "/api/v1/notes", admin_token, body={"content": "<p>Hello</p>", "deal_id": deal.pk})
     _call(api, "POST", "/api/v1/notes", admin_token, body={"content": "Second", "person_id": deal.person_id})
     _call(api, "GET", "/api/v1/notes", admin_token, query={"deal_id": deal.pk, "start": 0, "limit": 1})

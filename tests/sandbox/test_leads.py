@@ -23,7 +23,7 @@ def admin_token(grant, sandbox_world, settings) -> str:
 
 
 def test_lead_api_round_trip_validates_against_v1_yaml(api, sandbox_world, admin_token) -> None:
-    person = Person.objects.filter(company=sandbox_world.acme).first()
+    person = Person.objects.filter(company=sandbox_world.acme).earliest("pk")
     body = {"title": "Inbound", "person_id": person.pk, "value": {"amount": 300, "currency": "EUR"}}
     created = api("POST", "acme", "/api/v1/leads", admin_token, body=body)
     assert created.status_code == 201, created.content
@@ -55,13 +55,17 @@ def test_a_lead_needs_a_title_and_a_person_or_organization(api, sandbox_world, a
 
 
 def test_pages_add_leads_and_stages_with_events(client: Client, sandbox_world) -> None:
-    person = Person.objects.filter(company=sandbox_world.acme).first()
+    person = Person.objects.filter(company=sandbox_world.acme).earliest("pk")
     pipeline = Pipeline.objects.get(company=sandbox_world.acme)
     client.post("/sandbox/acme/leads/", {"title": "From the page", "person_id": person.pk})
     client.post("/sandbox/acme/stages/", {"pipeline_id": pipeline.pk, "name": "Negotiation"})
     lead = Lead.objects.get(title="From the page")
     assert ChangeEvent.objects.filter(entity="lead", entity_id=str(lead.pk), action="create").exists()
-    stage_event = ChangeEvent.objects.filter(entity="stage", action="create").order_by("-pk").first()
-    assert stage_event.data["name"] == "Negotiation" and stage_event.data["pipeline_id"] == pipeline.pk
+    stage_event = ChangeEvent.objects.filter(entity="stage", action="create").latest("pk")
+    assert (
+        stage_event.data
+        and stage_event.data["name"] == "Negotiation"
+        and stage_event.data["pipeline_id"] == pipeline.pk
+    )
     page = client.get("/sandbox/acme/").content.decode()
     assert "From the page" in page and "Add a stage" in page

@@ -41,7 +41,9 @@ def browser_install(
         assert consent_url.startswith(f"{live.oauth_url}/oauth/authorize?") and "state=" in consent_url
     else:
         marketplace = browser.get(f"{live.oauth_url}/marketplace/", timeout=10)
-        path = re.search(r'href="(/sandbox/oauth/authorize\?[^"]+)"', marketplace.text).group(1).replace("&amp;", "&")
+        link = re.search(r'href="(/sandbox/oauth/authorize\?[^"]+)"', marketplace.text)
+        assert link, marketplace.text
+        path = link.group(1).replace("&amp;", "&")
         consent_url = f"{live.url}{path}"
         assert "state=" not in consent_url
     page = browser.get(consent_url, timeout=10)
@@ -72,7 +74,7 @@ def test_install_with_state_stores_the_installation(live_sandbox, browser, sandb
     assert set(installation.scopes) == {"base", "deals:full", "contacts:full", "users:read", "admin"}
     assert installation.company.api_domain == live_sandbox.api_domain("acme")
     assert installation.company.name == "Acme Sales" and installation.company.domain == "acme"
-    assert len(installation.access_token) >= 100
+    assert installation.access_token and len(installation.access_token) >= 100
 
 
 def test_install_without_state_from_the_marketplace(live_sandbox, browser, sandbox_world) -> None:
@@ -117,6 +119,7 @@ def test_401_refreshes_once_and_retries(live_sandbox, browser, sandbox_world) ->
     stale = installation.access_token
     # The sandbox expires the token behind the app's back: the app still thinks it valid.
     sandbox_services.access_tokens_expire(user=sandbox_world.acme_admin)
+    issued_before = AccessToken.objects.filter(user=sandbox_world.acme_admin).count()
 
     client = installation_client(installation=installation)
     try:
@@ -127,6 +130,8 @@ def test_401_refreshes_once_and_retries(live_sandbox, browser, sandbox_world) ->
     assert len(page.items) == 5 and page.next_cursor
     installation.refresh_from_db()
     assert installation.access_token != stale and installation.status == Installation.Status.ACTIVE
+    # Once: the sandbox's token endpoint issued exactly one access token for the retry.
+    assert AccessToken.objects.filter(user=sandbox_world.acme_admin).count() == issued_before + 1
 
 
 def test_revoked_grant_makes_the_installation_need_reauth(live_sandbox, browser, sandbox_world) -> None:

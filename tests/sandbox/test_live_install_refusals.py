@@ -20,7 +20,7 @@ from .test_live_install import _csrf, browser_install
 pytestmark = pytest.mark.django_db(transaction=True, databases=SANDBOX_DB)
 
 
-def _consent_redirect(live, user, browser: requests.Session) -> str:  # type: ignore[no-untyped-def]
+def _consent_redirect(live, user, browser: requests.Session) -> str:
     """Go through /oauth/install and consent; return the callback URL without following it."""
     first = browser.get(f"{live.url}/oauth/install", allow_redirects=False, timeout=10)
     consent_url = first.headers["Location"]
@@ -88,7 +88,7 @@ def test_api_domain_outside_the_allow_list_gets_no_token(live_sandbox, browser, 
     assert not Installation.objects.exists() and not Company.objects.exists()
 
 
-def _uninstall(live, *, auth: tuple[str, str], body: object) -> requests.Response:  # type: ignore[no-untyped-def]
+def _uninstall(live, *, auth: tuple[str, str], body: object) -> requests.Response:
     return requests.delete(
         f"{live.url}/oauth/callback",
         data=json.dumps(body),

@@ -48,8 +48,8 @@ def test_a_token_is_401_at_another_companys_api_domain(api, sandbox_world, admin
 
 
 def test_records_of_another_company_are_not_found(api, sandbox_world, admin_token) -> None:
-    foreign_deal = Deal.objects.filter(company=sandbox_world.globex).first()
-    foreign_person = Person.objects.filter(company=sandbox_world.globex).first()
+    foreign_deal = Deal.objects.filter(company=sandbox_world.globex).earliest("pk")
+    foreign_person = Person.objects.filter(company=sandbox_world.globex).earliest("pk")
     assert api("GET", "acme", f"/api/v2/deals/{foreign_deal.pk}", admin_token).status_code == 404
     assert api("GET", "acme", f"/api/v2/persons/{foreign_person.pk}", admin_token).status_code == 404
     patch = api("PATCH", "acme", f"/api/v2/deals/{foreign_deal.pk}", admin_token, body={"title": "mine"})
@@ -83,8 +83,8 @@ def test_users_get_needs_the_users_read_scope(api, grant, sandbox_world, setting
 
 def test_pipelines_stages_and_organizations_of_another_company_are_not_found(api, sandbox_world, admin_token) -> None:
     foreign_pipeline = Pipeline.objects.get(company=sandbox_world.globex)
-    foreign_stage = Stage.objects.filter(pipeline=foreign_pipeline).first()
-    foreign_org = Organization.objects.filter(company=sandbox_world.globex).first()
+    foreign_stage = Stage.objects.filter(pipeline=foreign_pipeline).earliest("pk")
+    foreign_org = Organization.objects.filter(company=sandbox_world.globex).earliest("pk")
     assert api("GET", "acme", f"/api/v2/pipelines/{foreign_pipeline.pk}", admin_token).status_code == 404
     assert api("GET", "acme", f"/api/v2/stages/{foreign_stage.pk}", admin_token).status_code == 404
     assert api("GET", "acme", f"/api/v2/organizations/{foreign_org.pk}", admin_token).status_code == 404
@@ -117,7 +117,7 @@ def test_stages_list_filters_sorts_and_pages(api, sandbox_world, admin_token) ->
 
 def test_a_regular_user_reads_pipelines_stages_organizations_and_users(api, sandbox_world, regular_token) -> None:
     """deals:full / contacts:full / users:read cover what the panels look up; admin is not needed."""
-    deal = Deal.objects.filter(company=sandbox_world.acme, org__isnull=False).first()
+    deal = Deal.objects.filter(company=sandbox_world.acme, org__isnull=False).earliest("pk")
     for path in (
         f"/api/v2/pipelines/{deal.pipeline_id}",
         f"/api/v2/stages/{deal.stage_id}",
@@ -133,7 +133,7 @@ def test_lookups_are_charged_their_openapi_token_cost(api, sandbox_world, admin_
     assert api_limits.operation_cost("users.get") == 2 and api_limits.operation_cost("stages.list") == 5
     assert api_limits.operation_scopes("users.get") == ("users:read",)
     SandboxCompany.objects.filter(pk=sandbox_world.acme.pk).update(budget_used=0, budget_day=None)
-    deal = Deal.objects.filter(company=sandbox_world.acme).first()
+    deal = Deal.objects.filter(company=sandbox_world.acme).earliest("pk")
     api("GET", "acme", f"/api/v2/stages/{deal.stage_id}", admin_token)
     api("GET", "acme", f"/api/v1/users/{deal.owner_id}", admin_token)
     assert SandboxCompany.objects.get(pk=sandbox_world.acme.pk).budget_used == 3
@@ -162,7 +162,7 @@ def test_v2_limit_bounds_and_bad_cursor(api, sandbox_world, admin_token) -> None
 
 
 def test_deals_filter_by_person(api, sandbox_world, admin_token) -> None:
-    person = Person.objects.filter(company=sandbox_world.acme, deals__isnull=False).first()
+    person = Person.objects.filter(company=sandbox_world.acme, deals__isnull=False).earliest("pk")
     data = api("GET", "acme", "/api/v2/deals", admin_token, query={"person_id": person.pk}).json()["data"]
     assert data and all(d["person_id"] == person.pk for d in data)
     assert len(data) == Deal.objects.filter(person=person).count()
@@ -185,7 +185,7 @@ def test_create_and_patch_deal_and_person(api, sandbox_world, admin_token) -> No
 
 
 def test_v1_notes_start_limit_pagination(api, sandbox_world, admin_token) -> None:
-    deal = Deal.objects.filter(company=sandbox_world.acme).first()
+    deal = Deal.objects.filter(company=sandbox_world.acme).earliest("pk")
     for n in range(5):
         assert (
             api("POST", "acme", "/api/v1/notes", admin_token, body={"content": f"n{n}", "deal_id": deal.pk}).status_code
@@ -306,7 +306,9 @@ def _live_tokens(live, user, session: requests.Session) -> dict:
 
     consent = f"{live.oauth_url}/oauth/authorize?client_id={CLIENT_ID}&redirect_uri={live.url}/oauth/callback"
     page = session.get(consent, timeout=10)
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    csrf_field = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert csrf_field, page.text
+    csrf = csrf_field.group(1)
     answer = session.post(
         consent,
         data={"csrfmiddlewaretoken": csrf, "user_id": user.pk, "decision": "allow"},

@@ -4,6 +4,7 @@ them, the app's JSON panels rendered from their data structure, and the app sett
 from __future__ import annotations
 
 import html as html_lib
+import json
 import re
 from typing import Any
 
@@ -26,7 +27,7 @@ from .test_live_install import browser_install
 @pytest.mark.django_db(databases=SANDBOX_DB)
 def test_recent_changes_match_the_entity_type_not_only_the_id(client: Client, sandbox_world) -> None:
     company = sandbox_world.acme
-    deal = Deal.objects.filter(company=company).order_by("pk").first()
+    deal = Deal.objects.filter(company=company).earliest("pk")
     # a person event with the deal's numeric id, and one of another company: neither is the deal's
     ChangeEvent.objects.create(company=company, entity="person", entity_id=deal.pk, action="create", data={})
     ChangeEvent.objects.create(company=sandbox_world.globex, entity="deal", entity_id=deal.pk, action="change", data={})
@@ -35,7 +36,7 @@ def test_recent_changes_match_the_entity_type_not_only_the_id(client: Client, sa
     assert f"create.deal {deal.pk}" in changes
     assert f"create.person {deal.pk}" not in changes and "change.deal" not in changes
 
-    person = Person.objects.filter(company=company).order_by("pk").first()
+    person = Person.objects.filter(company=company).earliest("pk")
     ChangeEvent.objects.create(company=company, entity="deal", entity_id=person.pk, action="delete", data={})
     page = client.get(f"/sandbox/acme/persons/{person.pk}/").content.decode()
     changes = page.split("<h2>Recent changes</h2>", 1)[1].split("</table>", 1)[0]
@@ -47,7 +48,7 @@ def test_recent_changes_match_the_entity_type_not_only_the_id(client: Client, sa
 
 @pytest.mark.django_db(databases=SANDBOX_DB)
 def test_deal_custom_fields_show_names_and_labels_not_a_dict(client: Client, sandbox_world) -> None:
-    deal = Deal.objects.filter(company=sandbox_world.acme).order_by("pk").first()
+    deal = Deal.objects.filter(company=sandbox_world.acme).earliest("pk")
     source = deal.custom_fields[field_key("acme", "deal:lead_source")]
     months = deal.custom_fields[field_key("acme", "deal:contract_months")]
     page = client.get(f"/sandbox/acme/deals/{deal.pk}/").content.decode()
@@ -62,8 +63,8 @@ def test_deal_custom_fields_show_names_and_labels_not_a_dict(client: Client, san
 @pytest.mark.django_db(databases=SANDBOX_DB)
 def test_every_custom_field_shape_reads_as_a_person_would(sandbox_world) -> None:
     company = sandbox_world.acme
-    person = Person.objects.filter(company=company).first()
-    org = Organization.objects.filter(company=company).first()
+    person = Person.objects.filter(company=company).earliest("pk")
+    org = Organization.objects.filter(company=company).earliest("pk")
     user = sandbox_world.acme_regular
     defs = {
         "enum": ("Lead source", "enum", [{"id": 7, "label": "Partner"}]),
@@ -142,7 +143,7 @@ class _Answer(requests.adapters.BaseAdapter):
             raise requests.Timeout("no answer")
         response = requests.Response()
         response.status_code = self.status
-        response._content = requests.compat.json.dumps(self.body).encode()
+        response._content = json.dumps(self.body).encode()
         response.headers["Content-Type"] = "application/json"
         response.request = request
         return response
@@ -151,7 +152,7 @@ class _Answer(requests.adapters.BaseAdapter):
         pass
 
 
-def _answering(monkeypatch, adapter: _Answer) -> None:  # type: ignore[no-untyped-def]
+def _answering(monkeypatch, adapter: _Answer) -> None:
     def session() -> requests.Session:
         s = requests.Session()
         s.mount("http://", adapter)
@@ -160,15 +161,15 @@ def _answering(monkeypatch, adapter: _Answer) -> None:  # type: ignore[no-untype
     monkeypatch.setattr(json_panel_host, "http_session", session)
 
 
-def _show(world, **kwargs: Any) -> json_panel_host.JsonPanelShown:  # type: ignore[no-untyped-def]
-    deal = Deal.objects.filter(company=world.acme).first()
+def _show(world, **kwargs: Any) -> json_panel_host.JsonPanelShown:
+    deal = Deal.objects.filter(company=world.acme).earliest("pk")
     return json_panel_host.json_panel_show(
         company=world.acme, user=world.acme_regular, resource="deal", record_id=deal.pk, is_shared=True, **kwargs
     )
 
 
 @pytest.mark.django_db(databases=SANDBOX_DB)
-def test_the_host_calls_the_panel_as_pipedrive_does_and_renders_by_type(monkeypatch, settings, sandbox_world) -> None:  # type: ignore[no-untyped-def]
+def test_the_host_calls_the_panel_as_pipedrive_does_and_renders_by_type(monkeypatch, settings, sandbox_world) -> None:
     settings.PIPEDRIVE_EXTENSION_JWT_SECRETS = {"deal_json_panel": "deal-json-secret-" + "x" * 30}
     settings.EXTENSIONS_JSON_PANEL_HTTP_AUTH_USER = "pd"
     settings.EXTENSIONS_JSON_PANEL_HTTP_AUTH_PASSWORD = "pw-0123456789"
@@ -191,6 +192,7 @@ def test_the_host_calls_the_panel_as_pipedrive_does_and_renders_by_type(monkeypa
     shown = _show(sandbox_world)
 
     (request,) = adapter.requests
+    assert request.url
     query = dict(re.findall(r"[?&]([^=&]+)=([^&]*)", request.url))
     assert request.url.startswith("http://testserver/extensions/json-panels/deal/?")
     assert set(query) == {"resource", "view", "userId", "companyId", "selectedIds", "isShared", "token"}
@@ -225,7 +227,7 @@ def test_the_host_calls_the_panel_as_pipedrive_does_and_renders_by_type(monkeypa
         (_Answer(200, fail=True), "unreachable", ""),
     ],
 )
-def test_the_host_shows_what_pipedrive_would(monkeypatch, sandbox_world, answer, state, message) -> None:  # type: ignore[no-untyped-def]
+def test_the_host_shows_what_pipedrive_would(monkeypatch, sandbox_world, answer, state, message) -> None:
     _answering(monkeypatch, answer)
     shown = _show(sandbox_world)
     assert shown.state == state
@@ -238,8 +240,8 @@ def test_the_host_shows_what_pipedrive_would(monkeypatch, sandbox_world, answer,
 @pytest.mark.django_db(databases=SANDBOX_DB)
 def test_a_deal_page_shows_the_apps_json_panel_error_before_install(
     client: Client, sandbox_world, _json_panels_in_process
-) -> None:  # type: ignore[no-untyped-def]
-    deal = Deal.objects.filter(company=sandbox_world.acme).first()
+) -> None:
+    deal = Deal.objects.filter(company=sandbox_world.acme).earliest("pk")
     page = client.get(f"/sandbox/acme/deals/{deal.pk}/").content.decode()
     assert 'data-json-panel="deal" data-state="error"' in page and "Install the app first" in page
     assert _json_panels_in_process.calls == ["/extensions/json-panels/deal/"]
@@ -264,11 +266,12 @@ def _json_panel_html(page: str) -> str:
 
 
 @pytest.mark.django_db(transaction=True, databases=SANDBOX_DB)
-def test_live_json_panels_and_settings_surface_from_sandbox_pages(live_sandbox, browser, sandbox_world) -> None:  # type: ignore[no-untyped-def]
+def test_live_json_panels_and_settings_surface_from_sandbox_pages(live_sandbox, browser, sandbox_world) -> None:
     admin, regular = sandbox_world.acme_admin, sandbox_world.acme_regular
     assert browser_install(live_sandbox, admin, browser).status_code == 200
-    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).order_by("pk").first()
+    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).earliest("pk")
     person = deal.person
+    assert person, "the seed gives every deal a person"
 
     # the admin installed: their own installation reads the deal
     page = browser.get(f"{live_sandbox.oauth_url}/acme/deals/{deal.pk}/?as={admin.pk}", timeout=30).text
@@ -288,9 +291,12 @@ def test_live_json_panels_and_settings_surface_from_sandbox_pages(live_sandbox, 
 
     # the settings surface, from the installed-apps page
     apps = browser.get(f"{live_sandbox.oauth_url}/acme/apps/", timeout=10).text
-    link = re.search(r'href="(/sandbox/acme/apps/settings/\?as=\d+)"', apps).group(1)
-    settings_page = browser.get(f"{live_sandbox.url}{link}", timeout=10).text
-    src = html_lib.unescape(re.search(r'data-pd-frame="panel" src="([^"]+)"', settings_page).group(1))
+    link = re.search(r'href="(/sandbox/acme/apps/settings/\?as=\d+)"', apps)
+    assert link, apps
+    settings_page = browser.get(f"{live_sandbox.url}{link.group(1)}", timeout=10).text
+    frame = re.search(r'data-pd-frame="panel" src="([^"]+)"', settings_page)
+    assert frame, settings_page
+    src = html_lib.unescape(frame.group(1))
     assert src.startswith(f"{live_sandbox.url}/extensions/settings/?") and "token=" in src
     framed = browser.get(src, timeout=10)
     assert framed.status_code == 200 and 'name="history_retention_days"' in framed.text

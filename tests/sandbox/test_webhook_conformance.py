@@ -127,8 +127,8 @@ def world_with_every_field(sandbox_world) -> Iterator[tuple[Any, dict[str, str]]
 
 
 def _custom_values(world: Any, keys: dict[str, str]) -> dict[str, Any]:
-    person = Person.objects.filter(company=world.acme).first()
-    org = Organization.objects.filter(company=world.acme).first()
+    person = Person.objects.filter(company=world.acme).earliest("pk")
+    org = Organization.objects.filter(company=world.acme).earliest("pk")
     references = {"people": person.pk, "org": org.pk, "user": world.acme_regular.pk}
     return {keys[kind]: value for kind, value in {**CUSTOM_FIELDS, **references}.items()}
 
@@ -136,7 +136,7 @@ def _custom_values(world: Any, keys: dict[str, str]) -> dict[str, Any]:
 def _emit_everything(world: Any, keys: dict[str, str]) -> None:
     """Every entity x action the sandbox supports, through its services (as API calls and pages do)."""
     acme, admin = world.acme, world.acme_admin
-    person = Person.objects.filter(company=acme, org__isnull=False).first()
+    person = Person.objects.filter(company=acme, org__isnull=False).earliest("pk")
     custom = _custom_values(world, keys)
     deal = services.deal_create(
         company=acme,

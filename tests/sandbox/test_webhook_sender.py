@@ -37,7 +37,7 @@ def subscribe(api, token: str, url: str, **fields) -> dict:
 
 
 def first_deal(world) -> Deal:
-    return Deal.objects.filter(company=world.acme, is_deleted=False).order_by("pk").first()
+    return Deal.objects.filter(company=world.acme, is_deleted=False).earliest("pk")
 
 
 def test_v2_change_delivery_with_basic_auth(api, sandbox_world, admin_token, receiver) -> None:

@@ -46,7 +46,7 @@ def _fresh_cache() -> Iterator[None]:
 
 
 @pytest.fixture
-def webhook_company(db) -> tuple[Company, CompanyWebhookState]:  # type: ignore[no-untyped-def]
+def webhook_company(db) -> tuple[Company, CompanyWebhookState]:
     """Company 1001 with receiver credentials, no installation (enough for the receiver)."""
     company = Company.objects.create(pipedrive_company_id=1001, name="Company 1001", api_domain="http://127.0.0.1:9")
     CompanySettings.objects.create(company=company, tracked_entities=["deal", "person"])
@@ -54,7 +54,7 @@ def webhook_company(db) -> tuple[Company, CompanyWebhookState]:  # type: ignore[
 
 
 @pytest.fixture
-def post_event(client: Client, django_capture_on_commit_callbacks) -> Callable[..., Any]:  # type: ignore[no-untyped-def]
+def post_event(client: Client, django_capture_on_commit_callbacks) -> Callable[..., Any]:
     """POST a payload to a company's receiver as Pipedrive would; processing runs (eagerly) on commit."""
 
     def post(
@@ -64,8 +64,8 @@ def post_event(client: Client, django_capture_on_commit_callbacks) -> Callable[.
         raw: bytes | None = None,
         auth: str | None = None,
         path: str | None = None,
-        **headers: str,
-    ):  # type: ignore[no-untyped-def]
+        **headers: Any,
+    ):
         body = raw if raw is not None else json.dumps(payload).encode()
         authorization = auth if auth is not None else basic(state.http_auth_user, state.http_auth_password)
         with django_capture_on_commit_callbacks(execute=True):
@@ -82,7 +82,7 @@ def post_event(client: Client, django_capture_on_commit_callbacks) -> Callable[.
 
 
 @pytest.fixture
-def docs_companies(pipedrive, install_user):  # type: ignore[no-untyped-def]  # noqa: F811
+def docs_companies(pipedrive, install_user):  # noqa: F811
     """The two companies the migration guide's examples name (8087566, and 12345 for product,
     pipeline and stage), each installed by the user its examples name, tracking every trackable
     entity, with the records the examples refer to at the double. {pipedrive company id: (company,
@@ -104,6 +104,6 @@ def docs_companies(pipedrive, install_user):  # type: ignore[no-untyped-def]  # 
 
 
 @pytest.fixture
-def docs_company(docs_companies):  # type: ignore[no-untyped-def]
+def docs_company(docs_companies):
     """The company of most of the migration guide's examples (8087566)."""
     return docs_companies[8087566]

@@ -161,4 +161,4 @@ def test_each_documented_custom_field_shape_reads_as_a_person_would(
     removal["data"]["custom_fields"] = {key: None}
     removal["previous"] = {"custom_fields": {key: fragment}}
     assert post_event(state, removal).status_code == 200
-    assert ChangeRecord.objects.filter(field_key=key).order_by("-pk").first().old_display == EXPECTED_DISPLAY[shape]
+    assert ChangeRecord.objects.filter(field_key=key).latest("pk").old_display == EXPECTED_DISPLAY[shape]

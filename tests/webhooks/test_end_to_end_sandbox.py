@@ -39,11 +39,9 @@ def test_a_deal_edited_in_the_sandbox_shows_up_in_its_history(live_sandbox, brow
     for hook in ours:
         assert (hook.http_auth_user, hook.http_auth_password) == (state.http_auth_user, state.http_auth_password)
 
-    deal = (
-        Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).select_related("stage").order_by("pk").first()
-    )
+    deal = Deal.objects.filter(company=sandbox_world.acme, is_deleted=False).select_related("stage").earliest("pk")
     old_stage = deal.stage
-    new_stage = Stage.objects.filter(pipeline=old_stage.pipeline).exclude(pk=old_stage.pk).order_by("pk").first()
+    new_stage = Stage.objects.filter(pipeline=old_stage.pipeline).exclude(pk=old_stage.pk).earliest("pk")
     response = requests.patch(
         f"{installation.company.api_domain}/api/v2/deals/{deal.pk}",
         json={"title": "Renamed in the sandbox", "value": 4242, "stage_id": new_stage.pk},

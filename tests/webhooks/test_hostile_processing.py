@@ -28,7 +28,7 @@ def _nested(depth: int) -> Any:
     return value
 
 
-def _store_and_process(state, payload: dict[str, Any]) -> InboxEvent:  # type: ignore[no-untyped-def]
+def _store_and_process(state, payload: dict[str, Any]) -> InboxEvent:
     """Store as the receiver would (whatever its own limits) and run the processing task."""
     from pipedrive_app.webhooks.tasks import process_inbox_event
 

@@ -33,7 +33,7 @@ DEALS, CHANGES = 250, 16  # 4,000 unique events
 
 
 @pytest.fixture
-def world(postgres_only, broker_url, subprocess_env, pipedrive, install_user, tmp_path, settings) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+def world(postgres_only, broker_url, subprocess_env, pipedrive, install_user, tmp_path, settings) -> Iterator[dict]:
     """An installed company (its webhook state and the custom field at the double) and a private queue."""
     queue = f"load-{uuid.uuid4().hex[:10]}"
     previous_queue, previous_eager = celery_app.conf.task_default_queue, celery_app.conf.task_always_eager
@@ -74,7 +74,7 @@ def _processed() -> int:
     return InboxEvent.objects.filter(status=InboxEvent.Status.PROCESSED).count()
 
 
-def _run(world: dict, *, fault=None, sweep_after: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def _run(world: dict, *, fault=None, sweep_after: float = 30.0) -> None:
     state: CompanyWebhookState = world["state"]
     env = world["env"]
     server, base_url = harness.gunicorn(env, world["logs"])
@@ -133,11 +133,11 @@ def _run(world: dict, *, fault=None, sweep_after: float = 30.0) -> None:  # type
     print(f"\n5000 posts in {posted:.1f}s ({len(plan.posts) / posted:.0f}/s); all processed after {elapsed:.1f}s")
 
 
-def test_5000_concurrent_deliveries_are_processed_exactly_once(world) -> None:  # type: ignore[no-untyped-def]
+def test_5000_concurrent_deliveries_are_processed_exactly_once(world) -> None:
     _run(world)
 
 
-def test_worker_killed_mid_run_loses_nothing(world) -> None:  # type: ignore[no-untyped-def]
+def test_worker_killed_mid_run_loses_nothing(world) -> None:
     def kill_and_restart(world: dict) -> None:
         harness.wait_for(lambda: _processed() >= 800, 90)
         worker = world["children"][1]
@@ -149,7 +149,7 @@ def test_worker_killed_mid_run_loses_nothing(world) -> None:  # type: ignore[no-
 
 
 @pytest.fixture
-def private_broker(world) -> Iterator[harness.PrivateRedis]:  # type: ignore[no-untyped-def]
+def private_broker(world) -> Iterator[harness.PrivateRedis]:
     """A redis-server of this test's own: stopping it cannot disturb anyone else."""
     redis = harness.PrivateRedis(world["logs"]).start()
     world["env"]["CELERY_BROKER_URL"] = redis.url
@@ -159,7 +159,7 @@ def private_broker(world) -> Iterator[harness.PrivateRedis]:  # type: ignore[no-
         redis.stop()
 
 
-def test_broker_stopped_mid_run_loses_nothing(world, private_broker) -> None:  # type: ignore[no-untyped-def]
+def test_broker_stopped_mid_run_loses_nothing(world, private_broker) -> None:
     def stop_and_restart(world: dict) -> None:
         harness.wait_for(lambda: InboxEvent.objects.count() >= 1200, 90)
         private_broker.stop()  # its queue is gone with it

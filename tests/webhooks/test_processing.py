@@ -29,18 +29,18 @@ class FlakyHandler:
         self.error = error
         self.applied: list[int] = []
 
-    def prepare(self, context):  # type: ignore[no-untyped-def]
+    def prepare(self, context):
         if self.failures > 0:
             self.failures -= 1
             raise self.error
         return None
 
-    def apply(self, context, prepared) -> None:  # type: ignore[no-untyped-def]
+    def apply(self, context, prepared) -> None:
         self.applied.append(context.inbox_event_id)
 
 
 @pytest.fixture
-def flaky():  # type: ignore[no-untyped-def]
+def flaky():
     registered: list[FlakyHandler] = []
 
     def make(failures: int, error: BaseException) -> FlakyHandler:
@@ -54,7 +54,7 @@ def flaky():  # type: ignore[no-untyped-def]
         handler_unregister(entity="deal", action="change", handler=handler)
 
 
-def _store(state, payload) -> int:  # type: ignore[no-untyped-def]
+def _store(state, payload) -> int:
     """Store without processing (as if the broker had lost the message)."""
     result = services.inbox_event_receive(
         state=state, delivery=delivery_from_payload(payload), body=__import__("json").dumps(payload)

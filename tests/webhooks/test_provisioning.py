@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from pipedrive_app.history.models import ChangeRecord
-from pipedrive_app.installations.models import Company, Installation
+from pipedrive_app.installations.models import Company, Installation, LifecycleEvent
 from pipedrive_app.installations.services import (
     company_settings_update,
     company_uninstall_by_vendor,
@@ -28,17 +28,17 @@ COMPANY = 1001
 
 
 @pytest.fixture
-def install(install_user, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def install(install_user, django_capture_on_commit_callbacks):
     """install_user with the after-commit hooks run, as in production."""
 
-    def run(*args, **kwargs) -> Installation:  # type: ignore[no-untyped-def]
+    def run(*args, **kwargs) -> Installation:
         with django_capture_on_commit_callbacks(execute=True):
             return install_user(*args, **kwargs)
 
     return run
 
 
-def _ours(pipedrive, company_id: int = COMPANY) -> list[dict]:  # type: ignore[no-untyped-def]
+def _ours(pipedrive, company_id: int = COMPANY) -> list[dict]:
     prefix = f"{settings.APP_BASE_URL}/webhooks/pipedrive/"
     return [w for w in pipedrive.company_webhooks(company_id) if w["subscription_url"].startswith(prefix)]
 
@@ -131,7 +131,7 @@ def test_reconcile_recreates_dropped_removes_duplicates_and_strays_and_keeps_for
     remaining = {w["id"] for w in pipedrive.company_webhooks(COMPANY)}
     assert person["id"] in remaining and foreign.id in remaining and len(_ours(pipedrive)) == 2
     row = Subscription.objects.get(event_object="person")
-    assert row.last_http_status == 200 and row.last_delivery_time.year == 2025
+    assert row.last_http_status == 200 and row.last_delivery_time and row.last_delivery_time.year == 2025
     # Idempotent: a second run changes nothing.
     again = company_webhooks_reconcile(company_id=admin.company_id)
     assert (again.created, again.deleted) == ([], [])
@@ -203,7 +203,9 @@ def test_owner_uninstall_moves_ownership_then_none_left_is_unavailable_then_reco
     # The last admin leaves; a regular user stays: nobody may manage webhooks.
     pipedrive.revoke_all(COMPANY, 502)
     with django_capture_on_commit_callbacks(execute=True):
-        installation_uninstall(pipedrive_company_id=COMPANY, pipedrive_user_id=502, source="pipedrive")
+        installation_uninstall(
+            pipedrive_company_id=COMPANY, pipedrive_user_id=502, source=LifecycleEvent.Source.PIPEDRIVE
+        )
     state = _state()
     assert state.status == "unavailable" and state.owner_id is None
     assert "admin" in state.unavailable_reason
@@ -244,7 +246,7 @@ def test_rate_limit_is_retried_later_with_the_carried_wait(pipedrive, install, m
 
     seen: dict[str, float] = {}
 
-    def fake_retry(*, countdown, exc):  # type: ignore[no-untyped-def]
+    def fake_retry(*, countdown, exc):
         seen["countdown"] = countdown
         return RuntimeError("retry scheduled")
 

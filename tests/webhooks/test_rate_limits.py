@@ -25,8 +25,8 @@ PIPEDRIVE_LIMIT, WINDOW = 80, 2.0  # Pipedrive's smallest plan; the app keeps be
 
 
 @pytest.fixture
-def install(install_user, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
-    def run(*args, **kwargs) -> Installation:  # type: ignore[no-untyped-def]
+def install(install_user, django_capture_on_commit_callbacks):
+    def run(*args, **kwargs) -> Installation:
         with django_capture_on_commit_callbacks(execute=True):
             return install_user(*args, **kwargs)
 
@@ -43,12 +43,12 @@ def _max_in_window(times: list[float], window: float) -> int:
     return best
 
 
-def _me_times(pipedrive) -> list[float]:  # type: ignore[no-untyped-def]
+def _me_times(pipedrive) -> list[float]:
     return [r.received_at for r in pipedrive.requests_to("/api/v1/users/me")]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_threads_sharing_one_token_stay_under_the_burst_limit(pipedrive, install, settings) -> None:  # type: ignore[no-untyped-def]
+def test_threads_sharing_one_token_stay_under_the_burst_limit(pipedrive, install, settings) -> None:
     settings.PIPEDRIVE_BURST_LIMIT, settings.PIPEDRIVE_BURST_WINDOW_SECONDS = 75, WINDOW
     installation = install(COMPANY, 501)
     before = len(_me_times(pipedrive))
@@ -60,17 +60,16 @@ def test_threads_sharing_one_token_stay_under_the_burst_limit(pipedrive, install
             client.get_current_user()
         client.close()
 
-    started = time.monotonic()
     pool = [threading.Thread(target=work) for _ in range(threads)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join(60)
-    elapsed = time.monotonic() - started
     times = _me_times(pipedrive)[before:]
     assert len(times) == threads * calls
+    # As Pipedrive counts them (arrivals at the double): never more than the limit in any window,
+    # so the 200 calls spread over three windows (0, 2 and 4 s) whatever the machine's speed.
     assert _max_in_window(times, WINDOW) <= PIPEDRIVE_LIMIT
-    assert elapsed >= 3.5  # 200 calls at 75 per 2 s: windows at 0, 2 and 4 s
 
 
 _CHILD = """
@@ -102,7 +101,7 @@ pool = [threading.Thread(target=work) for _ in range(cfg["threads"])]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_redis_limiter_holds_across_two_processes(pipedrive, install, redis_url, subprocess_env) -> None:  # type: ignore[no-untyped-def]
+def test_redis_limiter_holds_across_two_processes(pipedrive, install, redis_url, subprocess_env) -> None:
     installation = install(COMPANY, 501)
     before = len(_me_times(pipedrive))
     config = {
@@ -137,7 +136,7 @@ def test_redis_limiter_holds_across_two_processes(pipedrive, install, redis_url,
 @pytest.mark.django_db
 def test_budget_reserve_pauses_background_reconcile_until_the_budget_resets(
     pipedrive, install, settings, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     admin = install(COMPANY, 501)
     day = 20_500 * ratelimit.DAY
     now = [day + 10 * 3600.0]  # 10:00 UTC

@@ -12,7 +12,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from pipedrive_app.history.models import ChangeRecord
-from pipedrive_app.installations.models import Company
+from pipedrive_app.installations.models import Company, CompanySettings
 from pipedrive_app.webhooks.models import InboxEvent
 from pipedrive_app.webhooks.services import webhook_state_get_or_create
 from tests.webhooks.conftest import basic, load_event, receiver_path
@@ -61,8 +61,9 @@ def test_v1_retries_share_a_key_and_distinct_v1_events_do_not(webhook_company, p
     retry = load_event("deal.updated", webhook_id="12")
     retry["retry"] = 2
     other = load_event("deal.updated", timestamp_micro=1740910501000000, timestamp=1740910501)
-    for payload in (first, retry, other):
-        assert post_event(state, payload).status_code == 200
+    answers = [post_event(state, payload) for payload in (first, retry, other)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.json()["duplicate"] for a in answers] == [False, True, False]
     assert InboxEvent.objects.count() == 2
 
 
@@ -199,18 +200,36 @@ def test_only_post_is_allowed(webhook_company, client: Client) -> None:
     assert client.get(receiver_path(state)).status_code == 405
 
 
-def test_receiver_makes_no_pipedrive_call_and_survives_a_dead_broker(webhook_company, post_event, monkeypatch) -> None:
-    """A broker failure while enqueueing is logged; the delivery is stored and acknowledged."""
+def test_receiver_makes_no_pipedrive_call_and_survives_a_dead_broker(
+    pipedrive, install_user, post_event, monkeypatch
+) -> None:
+    """A broker failure while enqueueing is logged; the delivery is stored and acknowledged, and the
+    receiver asks Pipedrive nothing: what processing needs from Pipedrive is asked by the task."""
     from pipedrive_app.webhooks import tasks
 
     def broker_down(*args, **kwargs):
         raise ConnectionRefusedError("broker down")
 
+    company = install_user(1001, 501).company  # installed at the double: a call could reach it
+    CompanySettings.objects.update_or_create(company=company, defaults={"tracked_entities": ["deal", "person"]})
+    state = webhook_state_get_or_create(company=company)
     monkeypatch.setattr(tasks.process_inbox_event, "apply_async", broker_down)
-    _, state = webhook_company
+    seen_before = len(pipedrive.requests)
+
     response = post_event(state, load_event("deal.change"))
+
     assert response.status_code == 200
-    assert InboxEvent.objects.get().status == InboxEvent.Status.PENDING
+    row = InboxEvent.objects.get()
+    assert row.status == InboxEvent.Status.PENDING
+    assert pipedrive.requests[seen_before:] == []  # no request of the receiver reached Pipedrive
+    # The same event processed (as the worker would) does ask Pipedrive (its custom field's label,
+    # its stages' names): the empty log above is the receiver's doing, not an unreachable double.
+    assert tasks.process_inbox_event.run(row.pk) == "processed"
+    assert {r.path for r in pipedrive.requests[seen_before:]} == {
+        "/api/v2/dealFields",
+        "/api/v2/stages/2",
+        "/api/v2/stages/3",
+    }
 
 
 def test_a_dead_broker_is_left_alone_for_a_while_and_tried_again_after(
@@ -228,7 +247,7 @@ def test_a_dead_broker_is_left_alone_for_a_while_and_tried_again_after(
         raise ConnectionRefusedError("broker down")
 
     clock = [1000.0]
-    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(services, "broker_clock", lambda: clock[0])
     monkeypatch.setattr(services, "_broker_down_until", 0.0)
     monkeypatch.setattr(tasks.process_inbox_event, "apply_async", broker_down)
     _, state = webhook_company

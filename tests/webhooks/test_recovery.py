@@ -26,7 +26,7 @@ from tests.webhooks.test_load import private_broker, world  # noqa: F401 - fixtu
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def test_fault_run_recovers_without_a_sweep_and_loses_nothing(world, private_broker) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_fault_run_recovers_without_a_sweep_and_loses_nothing(world, private_broker) -> None:  # noqa: F811
     state = world["state"]
     deliveries = int(os.environ.get("RECOVERY_DELIVERIES", "1000"))
     result = fault_run(

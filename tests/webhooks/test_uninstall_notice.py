@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 MISSING = object()
 
 
-def _notice(pipedrive, **changes: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _notice(pipedrive, **changes: Any) -> dict[str, Any]:
     """The documented notice (its four properties) with real values; ``changes`` override or, with
     MISSING, remove one."""
     documented = doc_example("uninstall/app-uninstallation.json").body
@@ -36,7 +36,7 @@ def _notice(pipedrive, **changes: Any) -> dict[str, Any]:  # type: ignore[no-unt
     return real
 
 
-def _send(client: Client, pipedrive, body: Any, *, secret: str | None = None):  # type: ignore[no-untyped-def]
+def _send(client: Client, pipedrive, body: Any, *, secret: str | None = None):
     credentials = f"{pipedrive.client_id}:{secret or pipedrive.client_secret}".encode()
     return client.generic(
         "DELETE",

@@ -83,7 +83,7 @@ def _lease_scope(installation_id: int) -> QuerySet[Installation]:
     return Installation.objects.filter(pk=installation_id)
 
 
-def installation_token_refresh(
+def installation_token_refresh(  # noqa: C901  (the single-flight rules in one place: wait or claim, re-check)
     *,
     installation_id: int,
     stale_access_token: str | None = None,
