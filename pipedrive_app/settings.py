@@ -326,7 +326,7 @@ EXTENSIONS_FLOATING_FEED_BUDGET_MS = env.int("EXTENSIONS_FLOATING_FEED_BUDGET_MS
 WEBHOOKS_MAX_BODY_BYTES = env.int("WEBHOOKS_MAX_BODY_BYTES", default=256 * 1024)
 # A pending inbox event untouched for this long is re-queued by the sweeper (lost by broker/worker).
 WEBHOOKS_SWEEP_AFTER_SECONDS = env.float("WEBHOOKS_SWEEP_AFTER_SECONDS", default=120)
-# The inbox is the queue (webhooks/services.py, inbox_drain): a drain leases due rows in batches of
+# The inbox is the queue (webhooks/services/inbox.py, inbox_drain): a drain leases due rows in batches of
 # WEBHOOKS_DRAIN_BATCH for WEBHOOKS_CLAIM_LEASE_SECONDS (a killed worker's rows are due again after
 # that), and hands over to a fresh task after WEBHOOKS_DRAIN_BUDGET_SECONDS.
 WEBHOOKS_CLAIM_LEASE_SECONDS = env.float("WEBHOOKS_CLAIM_LEASE_SECONDS", default=8)

@@ -15,7 +15,7 @@ is nothing to read), a failed restore of unacknowledged messages does not abort 
 transport closes all its channels), and a channel whose transport was already detached does not
 try to restore through it. The first close goes through and the second one is a no-op. The
 unacknowledged messages it could not restore are not needed: every webhook event is a row in the
-inbox, which is re-queued from the database once the broker is back (webhooks/services.py).
+inbox, which is re-queued from the database once the broker is back (webhooks/services/inbox.py).
 
 Also here: the connection class that reconnects on a short schedule (below).
 

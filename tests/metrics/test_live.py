@@ -103,7 +103,7 @@ def test_replays_and_processing_outcomes_are_counted(
         def apply(self, context, prepared):
             raise AssertionError("not reached")
 
-    monkeypatch.setattr(services, "handlers_for", lambda **_: [Broken()])
+    monkeypatch.setattr(services.inbox, "handlers_for", lambda **_: [Broken()])
     failing = make_event(company=company, status=InboxEvent.Status.PENDING)
     assert services.inbox_event_process(inbox_event_id=failing.pk) == "dead"
     assert sample("webhook_events_dead_total") == before["dead"] + 1

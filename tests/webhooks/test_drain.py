@@ -1,4 +1,4 @@
-"""The inbox as the queue: leases, drains, and the wake-ups that start them (webhooks/services.py)."""
+"""The inbox as the queue: leases, drains, and the wake-ups that start them (webhooks/services/inbox.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def lost(monkeypatch):
     """Store deliveries as if the broker had lost every message."""
-    monkeypatch.setattr(services, "inbox_event_enqueue", lambda **kwargs: False)
+    monkeypatch.setattr(services.inbox, "inbox_event_enqueue", lambda **kwargs: False)
 
     def store(state, count: int) -> list[int]:
         ids = []
@@ -133,9 +133,9 @@ def test_the_first_publish_that_works_again_wakes_a_drain(webhook_company, post_
             raise ConnectionRefusedError("broker down")
 
     clock = [1000.0]
-    monkeypatch.setattr(services, "broker_clock", lambda: clock[0])
-    monkeypatch.setattr(services, "_broker_down_until", 0.0)
-    monkeypatch.setattr(services, "_broker_failed", False)
+    monkeypatch.setattr(services.inbox, "broker_clock", lambda: clock[0])
+    monkeypatch.setattr(services.inbox, "_broker_down_until", 0.0)
+    monkeypatch.setattr(services.inbox, "_broker_failed", False)
     monkeypatch.setattr(tasks.process_inbox_event, "apply_async", publish)
     app.conf.task_always_eager = False
     _, state = webhook_company

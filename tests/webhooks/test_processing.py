@@ -155,7 +155,7 @@ def test_skipped_and_unprocessable_rows_are_purged_after_retention_too(webhook_c
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_process_one_row(postgres_only, webhook_company, monkeypatch) -> None:
     _, state = webhook_company
-    monkeypatch.setattr(services, "inbox_event_enqueue", lambda **kwargs: False)  # the broker lost it
+    monkeypatch.setattr(services.inbox, "inbox_event_enqueue", lambda **kwargs: False)  # the broker lost it
     pk = _store(state, load_event("deal.change"))
     barrier = threading.Barrier(4)
     outcomes: list[str] = []

@@ -247,8 +247,8 @@ def test_a_dead_broker_is_left_alone_for_a_while_and_tried_again_after(
         raise ConnectionRefusedError("broker down")
 
     clock = [1000.0]
-    monkeypatch.setattr(services, "broker_clock", lambda: clock[0])
-    monkeypatch.setattr(services, "_broker_down_until", 0.0)
+    monkeypatch.setattr(services.inbox, "broker_clock", lambda: clock[0])
+    monkeypatch.setattr(services.inbox, "_broker_down_until", 0.0)
     monkeypatch.setattr(tasks.process_inbox_event, "apply_async", broker_down)
     _, state = webhook_company
     first, second, third = load_event("deal.change"), load_event("deal.change"), load_event("deal.change")
