@@ -20,10 +20,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import wraps
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -33,10 +31,11 @@ from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 
 from pipedrive_app.core.parsing import ParseError, bearer_token_parse, id_or_none
+from pipedrive_app.history import selectors as history
 from pipedrive_app.metrics import instruments as metrics
 
+from .formatting import viewer_datetime, viewer_language, viewer_value_display, viewer_zone
 from .panel_auth import CompanyNotInstalled, PanelAuthError, PanelContext, panel_context_resolve
-from .selectors import viewer_datetime, viewer_language, viewer_value_display, viewer_zone
 from .view_guards import extension_page, state_page
 
 if TYPE_CHECKING:
@@ -217,21 +216,10 @@ def _items(rows: list[FeedEntry], panel: PanelContext) -> list[dict[str, Any]]:
     return items
 
 
-def _history() -> ModuleType:
-    """The history store's reads; like the panels (``selectors.history_source``), the extensions
-    work without the history app, and then the window says history is not available."""
-    if not apps.is_installed("pipedrive_app.history"):
-        raise FeedRefused(503, gettext("History is not available yet."))
-    from pipedrive_app.history import selectors
-
-    return selectors
-
-
 @_feed_guard
 def floating_window_feed(request: HttpRequest, panel: PanelContext) -> HttpResponse:
     if not panel.viewer_installed:
         raise FeedRefused(403, gettext("Install the app in Pipedrive first."))
-    history = _history()
     since = _query_id(request, "since", default=0, low=0, high=2**63 - 1)
     limit = _query_id(request, "limit", default=DEFAULT_LIMIT, low=1, high=settings.EXTENSIONS_FLOATING_FEED_MAX_LIMIT)
     unread_only = request.GET.get("unread", "") not in {"", "0"}
