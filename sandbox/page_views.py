@@ -223,6 +223,7 @@ def deal_page(request: HttpRequest, domain: str, deal_id: int) -> HttpResponse:
             "persons": selectors.company_persons(company=company),
             "statuses": Deal.Status.choices,
             "notes": selectors.record_notes(deal=deal),
+            "activities": selectors.record_activities(deal=deal),
             "custom_fields": custom_fields_display(
                 company=company, entity=FieldDefinition.Entity.DEAL, values=deal.custom_fields
             ),
@@ -259,6 +260,7 @@ def person_page(request: HttpRequest, domain: str, person_id: int) -> HttpRespon
             "phone": next((p["value"] for p in person.phones or [] if p.get("value")), ""),
             "deals": selectors.person_deals(person=person),
             "notes": selectors.record_notes(person=person),
+            "activities": selectors.record_activities(person=person),
             "custom_fields": custom_fields_display(
                 company=company, entity=FieldDefinition.Entity.PERSON, values=person.custom_fields
             ),
@@ -282,6 +284,7 @@ def organization_page(request: HttpRequest, domain: str, org_id: int) -> HttpRes
             "people": selectors.organization_people(org=org),
             "deals": selectors.organization_deals(org=org),
             "notes": selectors.record_notes(org=org),
+            "activities": selectors.record_activities(org=org),
             "json_panel": _json_panel(request, company, "organization", org.pk),
         }
     )
