@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import follow_up_views, views
 
 app_name = "extensions"
 
@@ -13,4 +13,8 @@ urlpatterns = [
     path("json-panels/organization/", views.organization_json_panel, name="organization-json-panel"),
     path("actions/notes/", views.note_create, name="note-create"),
     path("settings/", views.settings_endpoint, name="settings"),
+    path("modals/follow-up/", follow_up_views.follow_up_modal, name="follow-up-modal"),
+    path("actions/follow-up/", follow_up_views.follow_up_action, name="follow-up-create"),
+    path("links/follow-up/", follow_up_views.follow_up_link, name="follow-up-link"),
+    path("json-modals/follow-up/", follow_up_views.follow_up_json_modal, name="follow-up-json-modal"),
 ]

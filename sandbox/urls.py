@@ -51,4 +51,5 @@ urlpatterns = [
     path("<slug:domain>/stages/", page_views.stage_add, name="stage-add"),
     path("<slug:domain>/apps/", page_views.installed_apps_page, name="installed-apps"),
     path("<slug:domain>/apps/settings/", page_views.app_settings_page, name="app-settings"),
+    path("<slug:domain>/apps/actions/<slug:action_id>/", page_views.app_action_open, name="app-action"),
 ]
