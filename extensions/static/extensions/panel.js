@@ -233,7 +233,14 @@
       return;
     }
     body.setAttribute("data-sdk", "ready");
-    if (isModal) { wireModalControls(); } else { wireModalOpeners(); }
+    if (isModal) {
+      wireModalControls();
+      // autofocus does not apply in a frame that was not focused when it loaded: focus the first field.
+      var first = document.querySelector("[autofocus]");
+      if (first) { first.focus(); }
+    } else {
+      wireModalOpeners();
+    }
     // SDK 0.15.1 stores the whole posted object as userSettings, so read the theme from the event's
     // own `data` (docs/app-extensions-sdk-protocol.md, "Quirk").
     sdk.listen(AppExtensionsSDK.Event.USER_SETTINGS_CHANGE, function (message) {
