@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -362,7 +363,7 @@ def app_action_open(request: HttpRequest, domain: str, action_id: str) -> HttpRe
     action = app_actions.app_action(action_id)
     resource = request.GET.get("resource", "")
     record_id = request.GET.get("id", "")
-    if action is None or resource not in app_actions.RESOURCES or not record_id.isdigit() or len(record_id) > 18:
+    if action is None or resource not in app_actions.RESOURCES or not re.fullmatch(r"[0-9]{1,18}", record_id):
         raise Http404("No such action or record")
     installed = _has_installed(company, actor)
     if action.kind == "link" and request.method == "GET":
