@@ -54,6 +54,18 @@ RECORD_NOUNS = {"deal": "deal", "person": "person", "organization": "organizatio
 TITLE_MAX = 120
 
 
+def _record(panel: PanelContext) -> tuple[str, int] | None:
+    """The deal, person or organization the surface was opened for; None when the request names none
+    (a 400 for the caller, never an assertion)."""
+    if panel.resource not in RECORD_NOUNS or panel.selected_id is None:
+        return None
+    return panel.resource, panel.selected_id
+
+
+def _no_record_message() -> str:
+    return gettext("Follow-ups can be scheduled for deals, people and organizations only.")
+
+
 def _record_title(raw: str | None) -> str:
     """The record's name the panel passed in the modal's ``data`` (stringified JSON): display only."""
     if not raw:
@@ -109,6 +121,8 @@ def _due_text(panel: PanelContext, values: dict[str, str]) -> str:
 
 @extension_page(extension="follow_up_modal", resource=None, require_record=True)
 def follow_up_modal(request: HttpRequest, panel: PanelContext) -> HttpResponse:
+    if _record(panel) is None:
+        return state_page(request, "refused", status=400, panel=panel, reason="no deal, person or organization")
     if not panel.viewer_installed:
         return state_page(request, "not_installed", status=200, panel=panel)
     context = _form_context(panel, surface="modal")
@@ -119,16 +133,16 @@ def follow_up_modal(request: HttpRequest, panel: PanelContext) -> HttpResponse:
 @extension_action(extensions=("follow_up_modal",), require_record=True)
 def follow_up_action(request: HttpRequest, panel: PanelContext, body: dict[str, Any]) -> HttpResponse:
     """The modal's fetch: create the activity as the viewer. 400 names each wrong field."""
+    record = _record(panel)
+    if record is None:
+        return action_answer(ok=False, message=_no_record_message(), status=400)
     values = {name: body.get(name) for name in ("subject", "type", "due_date", "due_time", "note")}
     try:
         follow_up = parse_form(values, timezone_name=panel.timezone_name)
     except FollowUpInvalid as invalid:
         return action_answer(ok=False, message=invalid.message, status=400, errors=invalid.errors)
-    assert panel.resource is not None and panel.selected_id is not None
     try:
-        created = services.follow_up_create(
-            panel=panel, resource=panel.resource, record_id=panel.selected_id, follow_up=follow_up
-        )
+        created = services.follow_up_create(panel=panel, resource=record[0], record_id=record[1], follow_up=follow_up)
     except services.ActionRefused as refused:
         return action_answer(ok=False, message=refused.message, status=refused.status, code=refused.code)
     due = _due_text(panel, {k: v for k, v in values.items() if isinstance(v, str)})
@@ -142,6 +156,8 @@ def follow_up_action(request: HttpRequest, panel: PanelContext, body: dict[str, 
 def _follow_up_link_page(request: HttpRequest, panel: PanelContext) -> HttpResponse:
     if "," in request.GET.get("selectedIds", ""):
         return state_page(request, "one_record", status=200, panel=panel)
+    if _record(panel) is None:
+        return state_page(request, "refused", status=400, panel=panel, reason="no deal, person or organization")
     if not panel.viewer_installed:
         return state_page(request, "not_installed", status=200, panel=panel)
     context = _form_context(panel, surface="page")
@@ -168,9 +184,11 @@ def _follow_up_link_submit(request: HttpRequest) -> HttpResponse:
         status = 200
         try:
             follow_up = parse_form(values, timezone_name=panel.timezone_name)
-            assert panel.resource is not None and panel.selected_id is not None
+            record = _record(panel)
+            if record is None:  # a ticket always names a record (follow_up_ticket_read); kept for safety
+                raise services.ActionRefused(_no_record_message())
             created = services.follow_up_create(
-                panel=panel, resource=panel.resource, record_id=panel.selected_id, follow_up=follow_up
+                panel=panel, resource=record[0], record_id=record[1], follow_up=follow_up
             )
         except FollowUpInvalid as invalid:
             context["errors"] = invalid.errors
@@ -231,6 +249,9 @@ def follow_up_json_modal(request: HttpRequest) -> HttpResponse:
     with translation.override(panel_language(panel)):
         if not panel.viewer_installed:
             return _json_modal_error(gettext("Install the app in Pipedrive first."), 403)
+        record = _record(panel)
+        if record is None:
+            return _json_modal_error(_no_record_message(), 400)
         if request.method == "GET":
             due = default_due_date(timezone_name=panel.timezone_name).isoformat()
             blocks = {"follow_up_type": {"value": DEFAULT_TYPE}, "follow_up_due_date": {"value": due}}
@@ -248,10 +269,7 @@ def follow_up_json_modal(request: HttpRequest) -> HttpResponse:
         }
         try:
             follow_up = parse_form(values, timezone_name=panel.timezone_name)
-            assert panel.resource is not None and panel.selected_id is not None
-            services.follow_up_create(
-                panel=panel, resource=panel.resource, record_id=panel.selected_id, follow_up=follow_up
-            )
+            services.follow_up_create(panel=panel, resource=record[0], record_id=record[1], follow_up=follow_up)
         except FollowUpInvalid as invalid:
             return _json_modal_error(invalid.message, 400)
         except services.ActionRefused as refused:

@@ -331,3 +331,23 @@ def test_json_modal_needs_a_verified_token(app_client, seeded_company) -> None: 
     world = seeded_company()
     query = panel_query(record_id=world["deal"]["id"], token="not-a-jwt")
     assert app_client.get(f"/extensions/json-modals/follow-up/?{query}").status_code == 401
+
+
+def test_a_request_that_names_no_record_type_is_400_on_every_surface(app_client, seeded_company, pipedrive) -> None:  # type: ignore[no-untyped-def]
+    world = seeded_company()
+    deal_id = world["deal"]["id"]
+    body = {k: v for k, v in _valid(deal_id, userId=ADMIN).items() if k != "resource"}
+    action = _post(app_client, token=make_token(secret=MODAL_SECRET), **body)
+    assert action.status_code == 400 and action.json()["ok"] is False
+
+    modal = panel_query(resource=None, record_id=deal_id, token=make_token(secret=MODAL_SECRET))
+    assert app_client.get(f"/extensions/modals/follow-up/?{modal}").status_code == 400
+    link = panel_query(resource=None, record_id=deal_id, token=make_token(secret=LINK_SECRET))
+    assert app_client.get(f"/extensions/links/follow-up/?{link}").status_code == 400
+    json_modal = panel_query(resource=None, record_id=deal_id)
+    values = {"follow_up_subject": "x", "follow_up_type": "call", "follow_up_due_date": _in_days(1)}
+    posted = app_client.post(
+        f"/extensions/json-modals/follow-up/?{json_modal}", values, content_type="application/json"
+    )
+    assert posted.status_code == 400 and posted.json()["error"]["message"]
+    assert pipedrive.requests_to("/api/v2/activities") == []
