@@ -226,6 +226,7 @@ def test_actions_menu_link_action_and_json_modal(
     page.get_by_role("button", name="Quick follow-up").click()
     json_modal = page.locator('[data-pd-modal="json_modal"]')
     expect(json_modal).to_be_visible()
+    expect(json_modal.locator("h2")).to_have_text("Quick follow-up")  # the action's registered name
     expect(json_modal.locator("[name=follow_up_type]")).to_have_value("call")  # the app's initial data
     assert page.evaluate("document.activeElement.name") == "follow_up_subject"
     screenshot(f"follow-up-6-json-modal-{theme}")

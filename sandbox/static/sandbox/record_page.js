@@ -67,7 +67,8 @@
             h.toast(error.message || String(error), null, "error");
           });
         } else if (kind === "json_modal") {
-          openJsonModal(h, item.getAttribute("data-pd-action"), item.getAttribute("data-pd-action-url"), toggle);
+          var label = item.getAttribute("data-pd-action-label") || item.textContent;
+          openJsonModal(h, item.getAttribute("data-pd-action"), item.getAttribute("data-pd-action-url"), label, toggle);
         }
       });
     });
@@ -127,14 +128,14 @@
     return wrap;
   }
 
-  function openJsonModal(h, actionId, url, returnFocus) {
+  function openJsonModal(h, actionId, url, label, returnFocus) {
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) { return response.json(); })
       .then(function (loaded) {
         h.overlay("pd-ext-modal pd-ext-json-modal", function (dialog, done) {
           dialog.setAttribute("data-pd-modal", "json_modal");
           dialog.setAttribute("data-pd-action", actionId);
-          var title = el("h2", "pd-ext-dialog-title", "Quick follow-up");
+          var title = el("h2", "pd-ext-dialog-title", label);
           title.id = "pd-json-title-" + actionId;
           dialog.setAttribute("aria-labelledby", title.id);
           dialog.appendChild(title);
