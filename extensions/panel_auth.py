@@ -20,6 +20,7 @@ from typing import Any
 
 import jwt
 from django.conf import settings
+from django.core import signing
 from django.http import HttpRequest
 
 from pipedrive_app.core.parsing import id_or_none
@@ -234,6 +235,7 @@ def panel_context_resolve(
     require_record: bool = False,
     basic_verified: bool = False,
     allow_shared: bool = False,
+    verified_claims: PanelClaims | None = None,
 ) -> PanelContext:
     """Verify the request and build the context; ``params`` are the query (or an action's JSON body).
 
@@ -241,8 +243,12 @@ def panel_context_resolve(
     already proved itself with the JSON panels' HTTP Basic credentials, so a token is optional (when
     one is sent it must still verify). ``allow_shared``: a JSON panel, where ``isShared=true`` lets a
     user who never installed see the company's data through an installed user's token.
+    ``verified_claims``: the caller already proved the user and company another way (the link
+    action page's signed form ticket, ``follow_up_ticket_read``); no token is read.
     """
-    if token or not basic_verified:
+    if verified_claims is not None:
+        claims = verified_claims
+    elif token or not basic_verified:
         claims = panel_token_verify(token=token, extensions=extensions)
     else:
         claims = _claims_from_query(params)
@@ -287,6 +293,48 @@ def panel_context_resolve(
         is_shared=is_shared,
         shared_installation=shared_installation,
     )
+
+
+# --- the link action page's form ticket ---------------------------------------------------------------
+# A link action opens the app's page in a new tab with a JWT in its URL (docs/pipedrive-platform.md §3).
+# The page has no SDK to ask for fresh tokens, and tokens stay out of pages, so after verifying the
+# JWT it hands its form a ticket of its own: the verified user, company and record, signed with the
+# app's SECRET_KEY and valid for TICKET_MAX_AGE_SECONDS. It is a credential for that one form only.
+
+TICKET_SALT = "extensions.follow-up-link"
+TICKET_MAX_AGE_SECONDS = 30 * 60
+
+
+def follow_up_ticket_issue(panel: PanelContext) -> str:
+    payload = {
+        "u": panel.pipedrive_user_id,
+        "c": panel.pipedrive_company_id,
+        "r": panel.resource,
+        "i": panel.selected_id,
+        "t": panel.theme,
+    }
+    return signing.dumps(payload, salt=TICKET_SALT, compress=True)
+
+
+def follow_up_ticket_read(ticket: str | None) -> tuple[PanelClaims, dict[str, str]]:
+    """The claims and the context parameters a ticket carries; ``PanelAuthError`` when it is missing,
+    forged, expired or malformed."""
+    if not ticket or len(ticket) > 1024:
+        raise PanelAuthError("missing or oversized form ticket")
+    try:
+        payload = signing.loads(ticket, salt=TICKET_SALT, max_age=TICKET_MAX_AGE_SECONDS)
+    except signing.SignatureExpired:
+        raise PanelAuthError("form ticket expired") from None
+    except signing.BadSignature:
+        raise PanelAuthError("invalid form ticket") from None
+    if not isinstance(payload, dict):
+        raise PanelAuthError("invalid form ticket")
+    user_id, company_id = _as_id(payload.get("u")), _as_id(payload.get("c"))
+    record_id = _as_id(payload.get("i"))
+    if user_id is None or company_id is None or record_id is None or payload.get("r") not in RESOURCES:
+        raise PanelAuthError("invalid form ticket")
+    params = {"resource": str(payload["r"]), "selectedIds": str(record_id), "theme": str(payload.get("t", "light"))}
+    return PanelClaims(user_id=user_id, company_id=company_id), params
 
 
 def company_shared_installation(*, company: Company) -> Installation | None:

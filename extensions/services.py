@@ -27,8 +27,9 @@ from pipedrive_app.pipedrive.errors import (
     PipedriveUnavailable,
     PipedriveValidationError,
 )
-from pipedrive_app.pipedrive.types import Note
+from pipedrive_app.pipedrive.types import Activity, Note
 
+from .follow_up import FollowUp
 from .panel_auth import PanelContext
 from .selectors import panel_records_touch
 from .viewer_client import viewer_client
@@ -110,6 +111,62 @@ def panel_note_create(*, panel: PanelContext, resource: str, record_id: int, con
     # The record changed at Pipedrive (its last change, its notes): no cached panel may hide that.
     panel_records_touch(company_pk=panel.company.pk, records=[(resource, record_id)])
     return NoteCreated(note=note)
+
+
+ACTIVITY_TARGETS = NOTE_TARGETS  # deal_id, person_id, org_id: the same three records
+
+
+@dataclass(frozen=True)
+class ActivityCreated:
+    activity: Activity
+
+
+def follow_up_create(*, panel: PanelContext, resource: str, record_id: int, follow_up: FollowUp) -> ActivityCreated:
+    """Create the follow-up activity on the deal, person or organization, as the viewer (their own
+    installation: Pipedrive checks their permissions on the record). Same guards and time budget as
+    a note: a bounded token wait, short API timeouts, at most one brief wait on a 429."""
+    if resource not in ACTIVITY_TARGETS:
+        raise ActionRefused(gettext("Follow-ups can be scheduled for deals, people and organizations only."))
+    installation = _active_installation(panel)
+    try:
+        client = viewer_client(installation)
+    except (NeedsReauth, InstallationNotActive):
+        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
+    except PipedriveError:
+        raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
+    try:
+        activity = client.create_activity(
+            subject=follow_up.subject,
+            type=follow_up.type,
+            due_date=follow_up.due_date,
+            due_time=follow_up.due_time,
+            note=_note_html(follow_up.note) if follow_up.note else None,
+            **{ACTIVITY_TARGETS[resource]: record_id},
+        )
+    except (NeedsReauth, InstallationNotActive):
+        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
+    except PipedriveRateLimited:
+        raise ActionRefused(
+            gettext("Pipedrive is busy (rate limit reached). Try again in a minute."), status=429
+        ) from None
+    except (PipedriveNotFound, PipedriveValidationError):
+        raise ActionRefused(
+            gettext("Pipedrive did not accept the follow-up: the record may be gone."), status=422
+        ) from None
+    except PipedriveForbidden:
+        raise ActionRefused(
+            gettext("You are not allowed to add activities to this record (the app may need reinstalling)."),
+            status=403,
+        ) from None
+    except PipedriveUnavailable:
+        raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
+    except PipedriveError as exc:
+        logger.warning("activity create failed: %s", exc)
+        raise ActionRefused(gettext("Pipedrive refused the follow-up."), status=502) from None
+    finally:
+        client.close()
+    logger.info("activity %s added to %s %s by user %s", activity.id, resource, record_id, panel.pipedrive_user_id)
+    return ActivityCreated(activity=activity)
 
 
 def panel_settings_save(

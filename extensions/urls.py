@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import floating_window, views
+from . import floating_window, follow_up_views, views
 
 app_name = "extensions"
 
@@ -16,4 +16,8 @@ urlpatterns = [
     # The custom floating window (extensions/floating_window.py)
     path("floating-window/", floating_window.floating_window_page, name="floating-window"),
     path("floating-window/feed/", floating_window.floating_window_feed, name="floating-window-feed"),
+    path("modals/follow-up/", follow_up_views.follow_up_modal, name="follow-up-modal"),
+    path("actions/follow-up/", follow_up_views.follow_up_action, name="follow-up-create"),
+    path("links/follow-up/", follow_up_views.follow_up_link, name="follow-up-link"),
+    path("json-modals/follow-up/", follow_up_views.follow_up_json_modal, name="follow-up-json-modal"),
 ]

@@ -296,6 +296,9 @@ EXTENSION_NAMES = (
     "organization_json_panel",
     "settings_page",
     "floating_window",
+    "follow_up_modal",  # custom modal "Schedule a follow-up" (opened from the panels and the actions menu)
+    "follow_up_link",  # link action "Schedule a follow-up" (opens the form as a page in a new tab)
+    "follow_up_json_modal",  # JSON modal "Schedule a follow-up (quick)"
 )
 PIPEDRIVE_EXTENSION_JWT_SECRETS = {
     name: secret for name in EXTENSION_NAMES if (secret := env.str(f"PIPEDRIVE_JWT_SECRET_{name.upper()}", default=""))

@@ -326,6 +326,25 @@ def _notes_create(call: ApiCall) -> HttpResponse:
 notes = _method_router(get=_notes_list, post=_notes_create)
 
 
+# --- activities (v2) -----------------------------------------------------------------------------------------
+
+
+@api_operation("activities.list")
+def _activities_list(call: ApiCall) -> HttpResponse:
+    return _cursor_response(
+        selectors.activities_list(company=call.company, query=call.query), representations.activity_v2
+    )
+
+
+@api_operation("activities.create")
+def _activities_create(call: ApiCall) -> HttpResponse:
+    activity = services.activity_create(company=call.company, actor=call.user, data=call.json_body())
+    return _ok(representations.activity_v2(activity))
+
+
+activities = _method_router(get=_activities_list, post=_activities_create)
+
+
 # --- leads (v1; UUID ids) --------------------------------------------------------------------------------------
 
 

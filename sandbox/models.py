@@ -205,6 +205,35 @@ class Note(models.Model):
         return f"note {self.pk}"
 
 
+class Activity(models.Model):
+    """An activity (call, meeting, task...) linked to a deal, person and/or organization (API v2
+    ``/activities``). ``due_date``/``due_time`` are as the API takes them (``due_time`` in UTC)."""
+
+    company = models.ForeignKey(SandboxCompany, on_delete=models.CASCADE, related_name="activities")
+    subject = models.CharField(max_length=255)
+    type = models.CharField(max_length=64, default="task")
+    deal = models.ForeignKey(Deal, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities")
+    person = models.ForeignKey(Person, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities")
+    org = models.ForeignKey(Organization, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities")
+    owner = models.ForeignKey(SandboxUser, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    creator = models.ForeignKey(SandboxUser, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    due_date = models.DateField(null=True, blank=True)
+    due_time = models.CharField(max_length=5, blank=True)
+    duration = models.CharField(max_length=5, blank=True)
+    busy = models.BooleanField(default=False)
+    done = models.BooleanField(default=False)
+    note = models.TextField(blank=True)
+    add_time = models.DateTimeField(default=timezone.now)
+    update_time = models.DateTimeField(default=timezone.now)
+    is_deleted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("company", "pk")
+
+    def __str__(self) -> str:
+        return self.subject
+
+
 class FieldDefinition(models.Model):
     """A custom field of deals or persons: ``custom_fields`` is keyed by its 40-character hash key."""
 

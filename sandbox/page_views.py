@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -16,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import conf, selectors, services
+from . import app_actions, conf, json_modal_host, selectors, services
 from .custom_field_display import custom_fields_display
 from .json_panel_host import extension_token as signed_extension_token
 from .json_panel_host import json_panel_show
@@ -96,6 +98,7 @@ def _record_context(request: HttpRequest, company: SandboxCompany, resource: str
         "extension_host_available": _extension_host_available(),
         "extension_iframe_src": _panel_src(company, actor, resource, record_id),
         "extension_token_url": _token_url(company, actor, f"{resource}_panel"),
+        "app_actions": app_actions.menu_entries(company=company, user=actor, resource=resource, record_id=record_id),
         "events": _record_events(company, resource, record_id),
     }
 
@@ -224,6 +227,7 @@ def deal_page(request: HttpRequest, domain: str, deal_id: int) -> HttpResponse:
             "persons": selectors.company_persons(company=company),
             "statuses": Deal.Status.choices,
             "notes": selectors.record_notes(deal=deal),
+            "activities": selectors.record_activities(deal=deal),
             "custom_fields": custom_fields_display(
                 company=company, entity=FieldDefinition.Entity.DEAL, values=deal.custom_fields
             ),
@@ -260,6 +264,7 @@ def person_page(request: HttpRequest, domain: str, person_id: int) -> HttpRespon
             "phone": next((p["value"] for p in person.phones or [] if p.get("value")), ""),
             "deals": selectors.person_deals(person=person),
             "notes": selectors.record_notes(person=person),
+            "activities": selectors.record_activities(person=person),
             "custom_fields": custom_fields_display(
                 company=company, entity=FieldDefinition.Entity.PERSON, values=person.custom_fields
             ),
@@ -283,6 +288,7 @@ def organization_page(request: HttpRequest, domain: str, org_id: int) -> HttpRes
             "people": selectors.organization_people(org=org),
             "deals": selectors.organization_deals(org=org),
             "notes": selectors.record_notes(org=org),
+            "activities": selectors.record_activities(org=org),
             "json_panel": _json_panel(request, company, "organization", org.pk),
         }
     )
@@ -336,6 +342,66 @@ def stage_add(request: HttpRequest, domain: str) -> HttpResponse:
         services.stage_create(pipeline=pipeline, actor=actor, name=name, source=ChangeEvent.Source.APP)
         messages.success(request, f"Stage “{name}” added to {pipeline.name}.")
     return redirect(f"/sandbox/{company.domain}/?as={actor.pk}")
+
+
+# --- the app's actions (a record's actions menu) ---------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def app_action_open(request: HttpRequest, domain: str, action_id: str) -> HttpResponse:
+    """An app action chosen in a record's menu, as Pipedrive runs it for the user who chose it.
+
+    - link: the new tab lands here and, when the user has installed the app, is sent on to the app's
+      URL with the selection and a freshly signed token ("Link actions": the redirect happens only
+      for an active installation);
+    - JSON modal: GET answers the page's script with the schema and the app's initial data, POST
+      sends the blocks' values to the app (``json_modal_host``); JSON modals need the user's own
+      installation ("JSON modals don't work for shared apps").
+    """
+    company = _company(domain)
+    actor = _acting_user(request, company)
+    action = app_actions.app_action(action_id)
+    resource = request.GET.get("resource", "")
+    record_id = request.GET.get("id", "")
+    if action is None or resource not in app_actions.RESOURCES or not re.fullmatch(r"[0-9]{1,18}", record_id):
+        raise Http404("No such action or record")
+    installed = _has_installed(company, actor)
+    if action.kind == "link" and request.method == "GET":
+        if not installed:
+            return render(
+                request,
+                "sandbox/problem.html",
+                {
+                    "title": "Install the app first",
+                    "message": f"{actor.name} has not installed the app, so Pipedrive does not open its link action.",
+                },
+                status=403,
+            )
+        target = app_actions.link_target(
+            company=company, user=actor, action=action, resource=resource, record_id=int(record_id)
+        )
+        return redirect(target)
+    if action.kind != "json_modal":
+        raise Http404("This action does not open here")
+    if not installed:
+        return JsonResponse({"ok": False, "message": "Install the app to use its JSON modals."}, status=403)
+    record = int(record_id)
+    if request.method == "GET":
+        opened = json_modal_host.json_modal_open(
+            company=company, user=actor, action_id=action.id, resource=resource, record_id=record
+        )
+        return JsonResponse(opened)
+    try:
+        values = json.loads(request.body or b"{}")
+    except ValueError:
+        values = None
+    if not isinstance(values, dict) or len(request.body) > 64 * 1024:
+        return JsonResponse({"ok": False, "message": "The modal's values must be a JSON object."}, status=400)
+    submitted = json_modal_host.json_modal_submit(
+        company=company, user=actor, action_id=action.id, resource=resource, record_id=record, values=values
+    )
+    return JsonResponse(submitted)
 
 
 # --- installed apps ------------------------------------------------------------------------------------------

@@ -103,6 +103,30 @@ def note_v1(note: models.Note, *, viewer_id: int | None = None) -> dict[str, Any
     return wire.note_v1(note_values(note), viewer_id=viewer_id)
 
 
+def activity_v2(activity: models.Activity) -> dict[str, Any]:
+    return wire.activity_v2(
+        {
+            "id": activity.pk,
+            "subject": activity.subject,
+            "type": activity.type,
+            "owner_id": activity.owner_id,
+            "creator_user_id": activity.creator_id,
+            "deal_id": activity.deal_id,
+            "person_id": activity.person_id,
+            "org_id": activity.org_id,
+            "due_date": activity.due_date,
+            "due_time": activity.due_time,
+            "duration": activity.duration,
+            "busy": activity.busy,
+            "done": activity.done,
+            "note": activity.note,
+            "is_deleted": activity.is_deleted,
+            "add_time": activity.add_time,
+            "update_time": activity.update_time,
+        }
+    )
+
+
 def pipeline_v2(pipeline: models.Pipeline) -> dict[str, Any]:
     return wire.pipeline_v2(
         {

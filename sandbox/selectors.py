@@ -14,6 +14,7 @@ from .facts import cursor, validation
 from .facts.validation import InvalidQuery
 from .models import (
     AccessToken,
+    Activity,
     ChangeEvent,
     Deal,
     FieldDefinition,
@@ -95,6 +96,33 @@ def persons_list(*, company: SandboxCompany, query: Mapping[str, str]) -> Cursor
     if deal_id is not None:
         queryset = queryset.filter(deals__pk=deal_id)
     return _cursor_page(queryset, query)
+
+
+def activities_list(*, company: SandboxCompany, query: Mapping[str, str]) -> CursorPage:
+    """``GET /api/v2/activities`` filtered by record, owner and ``done`` (sorted by id)."""
+    queryset = Activity.objects.filter(company=company, is_deleted=False)
+    for name in ("deal_id", "person_id", "org_id", "owner_id"):
+        value = _int_param(query, name)
+        if value is not None:
+            queryset = queryset.filter(**{name: value})
+    done = query.get("done")
+    if done not in (None, ""):
+        if done not in ("true", "false", "1", "0"):
+            raise InvalidQuery("Parameter 'done' must be a boolean")
+        queryset = queryset.filter(done=done in ("true", "1"))
+    return _cursor_page(queryset, query)
+
+
+def record_activities(
+    *, deal: Deal | None = None, person: Person | None = None, org: Organization | None = None
+) -> QuerySet[Activity]:
+    """A record's activities for its page: open ones first, by due date."""
+    activities = Activity.objects.filter(is_deleted=False).select_related("owner").order_by("done", "due_date", "pk")
+    if deal is not None:
+        return activities.filter(deal=deal)
+    if org is not None:
+        return activities.filter(org=org)
+    return activities.filter(person=person)
 
 
 def deal_get(*, company: SandboxCompany, deal_id: int) -> Deal | None:

@@ -20,6 +20,7 @@ from . import conf, representations, tasks
 from .facts import limits, validation, webhook_bodies
 from .models import (
     AccessToken,
+    Activity,
     ChangeEvent,
     Deal,
     FieldDefinition,
@@ -418,6 +419,38 @@ def note_create(*, company: SandboxCompany, actor: SandboxUser, data: Mapping[st
         note = Note.objects.create(company=company, content=str(content), deal=deal, person=person, org=org, user=actor)
         _event_record(company=company, actor=actor, instance=note, action=ChangeEvent.Action.CREATE, source=source)
     return note
+
+
+def activity_create(*, company: SandboxCompany, actor: SandboxUser, data: Mapping[str, Any]) -> Activity:
+    """``POST /api/v2/activities``: validated by the facts; linked records must be the company's.
+    No webhook is sent for activities (the sandbox's webhook bodies do not cover them)."""
+    errors: dict[str, list[str]] = {}
+    values = validation.activity_body(data, errors)
+    deal = _owned(Deal, company, values.get("deal_id"), "deal_id", errors)
+    person = _owned(Person, company, values.get("person_id"), "person_id", errors)
+    org = _owned(Organization, company, values.get("org_id"), "org_id", errors)
+    owner = actor
+    if values.get("owner_id") is not None and "owner_id" not in errors:
+        owner = _owned(SandboxUser, company, values["owner_id"], "owner_id", errors)
+    if errors:
+        raise RecordInputError("The activity was not saved: " + "; ".join(errors), errors=errors)
+    with transaction.atomic(using=SANDBOX_DB):
+        return Activity.objects.create(
+            company=company,
+            subject=values["subject"],
+            type=values["type"],
+            deal=deal,
+            person=person or (deal.person if deal is not None else None),
+            org=org or (deal.org if deal is not None else (person.org if person is not None else None)),
+            owner=owner,
+            creator=actor,
+            due_date=date.fromisoformat(values["due_date"]) if values.get("due_date") else None,
+            due_time=values.get("due_time") or "",
+            duration=values.get("duration") or "",
+            busy=values["busy"],
+            done=values["done"],
+            note=values.get("note") or "",
+        )
 
 
 # --- leads (API v1 /leads; UUID ids) ------------------------------------------------------------------------

@@ -28,6 +28,7 @@ urlpatterns = [
     path("<slug:domain>/api/v1/leads/<str:lead_id>", api_views.lead),
     path("<slug:domain>/api/v1/webhooks", api_views.webhooks),
     path("<slug:domain>/api/v1/webhooks/<int:webhook_id>", api_views.webhook),
+    path("<slug:domain>/api/v2/activities", api_views.activities),
     path("<slug:domain>/api/v2/deals", api_views.deals),
     path("<slug:domain>/api/v2/deals/<int:deal_id>", api_views.deal),
     path("<slug:domain>/api/v2/persons", api_views.persons),
@@ -50,4 +51,5 @@ urlpatterns = [
     path("<slug:domain>/stages/", page_views.stage_add, name="stage-add"),
     path("<slug:domain>/apps/", page_views.installed_apps_page, name="installed-apps"),
     path("<slug:domain>/apps/settings/", page_views.app_settings_page, name="app-settings"),
+    path("<slug:domain>/apps/actions/<slug:action_id>/", page_views.app_action_open, name="app-action"),
 ]

@@ -42,7 +42,20 @@ from .errors import (
     PipedriveUnavailable,
     PipedriveValidationError,
 )
-from .types import CurrentUser, Deal, FieldDefinition, Note, Organization, Page, Person, Pipeline, Stage, User, Webhook
+from .types import (
+    Activity,
+    CurrentUser,
+    Deal,
+    FieldDefinition,
+    Note,
+    Organization,
+    Page,
+    Person,
+    Pipeline,
+    Stage,
+    User,
+    Webhook,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +227,51 @@ class PipedriveClient:
         return _iterate_offset_pages(
             lambda start: self.list_notes(deal_id=deal_id, person_id=person_id, start=start, limit=limit)
         )
+
+    # --- activities (v2, scope ``activities:full`` to create) -------------------------------------
+
+    def create_activity(
+        self,
+        *,
+        subject: str,
+        type: str,
+        deal_id: int | None = None,
+        person_id: int | None = None,
+        org_id: int | None = None,
+        due_date: str | None = None,
+        due_time: str | None = None,
+        note: str | None = None,
+    ) -> Activity:
+        """``POST /api/v2/activities``: ``due_date`` ``YYYY-MM-DD`` and ``due_time`` ``HH:MM`` in UTC;
+        ``type`` is an activity type's ``key_string`` (docs/pipedrive-platform.md §3, app actions)."""
+        if deal_id is None and person_id is None and org_id is None:
+            raise ValueError("an activity needs a deal_id, person_id or org_id")
+        body = _without_none(
+            {
+                "subject": subject,
+                "type": type,
+                "deal_id": deal_id,
+                "person_id": person_id,
+                "org_id": org_id,
+                "due_date": due_date,
+                "due_time": due_time,
+                "note": note,
+            }
+        )
+        return Activity.from_api(self._data_object(self._request("POST", "/api/v2/activities", json_body=body)))
+
+    def list_activities(
+        self,
+        *,
+        deal_id: int | None = None,
+        person_id: int | None = None,
+        org_id: int | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> Page[Activity]:
+        """One page of ``GET /api/v2/activities`` for a record."""
+        params = {"deal_id": deal_id, "person_id": person_id, "org_id": org_id}
+        return self._cursor_page("/api/v2/activities", params, Activity.from_api, limit=limit, cursor=cursor)
 
     # --- webhooks (v1, scope ``admin``) -----------------------------------------------------------
 

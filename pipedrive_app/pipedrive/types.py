@@ -308,6 +308,42 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class Activity:
+    """An activity (API v2 ``/api/v2/activities``). ``due_date``/``due_time`` as Pipedrive stores
+    them: a calendar day and ``HH:MM`` in UTC."""
+
+    id: int
+    subject: str
+    type: str
+    deal_id: int | None
+    person_id: int | None
+    org_id: int | None
+    owner_id: int | None
+    due_date: date | None
+    due_time: str | None
+    done: bool
+    note: str | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, payload: Mapping[str, Any]) -> Self:
+        return cls(
+            id=_require_id(payload, "activity"),
+            subject=_as_str(payload.get("subject")) or "",
+            type=_as_str(payload.get("type")) or "",
+            deal_id=_as_int(payload.get("deal_id")),
+            person_id=_as_int(payload.get("person_id")),
+            org_id=_as_int(payload.get("org_id")),
+            owner_id=_as_int(payload.get("owner_id")),
+            due_date=_as_date(payload.get("due_date")),
+            due_time=_as_str(payload.get("due_time")),
+            done=_as_bool(payload.get("done")),
+            note=_as_str(payload.get("note")),
+            raw=dict(payload),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Webhook:
     """A webhook subscription (API v1 ``/api/v1/webhooks``). ``type`` is "application" for ours."""
 

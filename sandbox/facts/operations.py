@@ -40,6 +40,8 @@ OPERATIONS: dict[str, Operation] = {
     "users.me": _op("v1", "get", "/users/me"),
     "users.get": _op("v1", "get", "/users/{id}"),
     "notes.list": _op("v1", "get", "/notes"),
+    "activities.list": _op("v2", "get", "/activities"),
+    "activities.create": _op("v2", "post", "/activities"),
     "notes.create": _op("v1", "post", "/notes"),
     "leads.list": _op("v1", "get", "/leads"),
     "leads.create": _op("v1", "post", "/leads"),

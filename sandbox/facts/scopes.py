@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-# users:read lets the panels name a record's owner who has not installed the app (GET /api/v1/users/{id}).
-APP_SCOPES = "base,deals:full,contacts:full,users:read,admin"
+# users:read lets the panels name a record's owner who has not installed the app (GET /api/v1/users/{id});
+# activities:full lets "Schedule a follow-up" create an activity (POST /api/v2/activities).
+APP_SCOPES = "base,deals:full,contacts:full,activities:full,users:read,admin"
 ADMIN = "admin"
 
 

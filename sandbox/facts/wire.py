@@ -220,6 +220,39 @@ def cursor_page(items: list[dict[str, Any]], next_cursor: str | None) -> dict[st
     return {"success": True, "data": items, "additional_data": {"next_cursor": next_cursor} if next_cursor else {}}
 
 
+def activity_v2(values: Mapping[str, Any]) -> dict[str, Any]:
+    """An activity as ``/api/v2/activities`` answers (OpenAPI v2 ``GetActivitiesResponse``). ``values``:
+    id, subject, type, owner_id, creator_user_id, deal/person/org ids, due_date (date or str), due_time,
+    duration, done, busy, note, is_deleted, add_time, update_time, marked_as_done_time. The file
+    declares nothing nullable, so an absent value is left out."""
+    return _shape(
+        {},
+        {
+            "id": values["id"],
+            "subject": values.get("subject", ""),
+            "type": values.get("type"),
+            "owner_id": values.get("owner_id"),
+            "creator_user_id": values.get("creator_user_id"),
+            "is_deleted": bool(values.get("is_deleted", False)),
+            "add_time": rfc3339(values.get("add_time")),
+            "update_time": rfc3339(values.get("update_time")),
+            "deal_id": values.get("deal_id"),
+            "person_id": values.get("person_id"),
+            "org_id": values.get("org_id"),
+            "due_date": day(values.get("due_date")),
+            "due_time": values.get("due_time") or None,
+            "duration": values.get("duration") or None,
+            "busy": bool(values.get("busy", False)),
+            "done": bool(values.get("done", False)),
+            "marked_as_done_time": rfc3339(values.get("marked_as_done_time")),
+            "participants": (
+                [{"person_id": values["person_id"], "primary": True}] if values.get("person_id") is not None else []
+            ),
+            "note": values.get("note") or None,
+        },
+    )
+
+
 # --- API v1 -------------------------------------------------------------------------------------------
 
 

@@ -87,6 +87,8 @@ def test_every_client_request_validates(double: PipedriveDouble) -> None:
     client.create_note(content="second", person_id=person["id"])
     list(client.iter_notes(person_id=person["id"], limit=1))
     list(client.iter_notes(deal_id=deal["id"]))
+    client.create_activity(subject="Call", type="call", deal_id=deal["id"], due_date="2026-12-03", due_time="09:00")
+    client.list_activities(deal_id=deal["id"])
     webhook = client.create_webhook(
         subscription_url="https://app.example/webhooks/pipedrive/abc/",
         event_action="change",
@@ -123,6 +125,8 @@ def test_every_client_request_validates(double: PipedriveDouble) -> None:
         ("GET", "/api/v2/persons"),
         ("POST", "/api/v1/notes"),
         ("GET", "/api/v1/notes"),
+        ("POST", "/api/v2/activities"),
+        ("GET", "/api/v2/activities"),
         ("GET", "/api/v1/webhooks"),
         ("POST", "/api/v1/webhooks"),
         ("DELETE", "/api/v1/webhooks"),
@@ -371,6 +375,35 @@ OPERATIONS = [
         lambda s: _exchange(s.double, "GET", "/api/v1/notes", params={"start": 0, "limit": 1}, **_bearer(s)),
         200,
         _set(("additional_data", "pagination", "more_items_in_collection"), "no"),
+    ),
+    Operation(
+        "POST",
+        "/api/v2/activities",
+        lambda s: _exchange(
+            s.double,
+            "POST",
+            "/api/v2/activities",
+            json={"subject": "Call", "type": "call", "deal_id": s.deal_id, "due_date": "2026-12-03"},
+            **_bearer(s),
+        ),
+        200,
+        _set(("data", "done"), "no"),
+    ),
+    Operation(
+        "GET",
+        "/api/v2/activities",
+        lambda s: (
+            _exchange(
+                s.double,
+                "POST",
+                "/api/v2/activities",
+                json={"subject": "Call", "type": "call", "deal_id": s.deal_id},
+                **_bearer(s),
+            )
+            and _exchange(s.double, "GET", "/api/v2/activities", params={"deal_id": s.deal_id}, **_bearer(s))
+        ),
+        200,
+        _set(("data", 0, "deal_id"), "one"),
     ),
     Operation(
         "GET",

@@ -146,6 +146,7 @@ class _Company:
     deals: dict[int, dict[str, Any]] = field(default_factory=dict)
     persons: dict[int, dict[str, Any]] = field(default_factory=dict)
     notes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    activities: dict[int, dict[str, Any]] = field(default_factory=dict)
     webhooks: dict[int, dict[str, Any]] = field(default_factory=dict)
     # v2 field metadata per fields endpoint ("deal", "person", "organization", ...), in list order.
     fields: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -315,7 +316,7 @@ class PipedriveDouble:
         self._refresh_tokens: dict[str, _RefreshGrant] = {}
         self._access_tokens: dict[str, _AccessGrant] = {}
         self._faults: dict[str, deque[_Fault]] = {}
-        kinds = ("deal", "person", "note", "webhook", "pipeline", "stage", "organization")
+        kinds = ("deal", "person", "note", "activity", "webhook", "pipeline", "stage", "organization")
         self._ids = {kind: itertools.count(1) for kind in kinds}
         self._authorize_decision: tuple[int, int] | str | None = None
         self._rendezvous: Rendezvous | None = None
@@ -620,6 +621,9 @@ class PipedriveDouble:
 
     def company_notes(self, company_id: int) -> list[dict[str, Any]]:
         return self._snapshot(company_id, "notes")
+
+    def company_activities(self, company_id: int) -> list[dict[str, Any]]:
+        return self._snapshot(company_id, "activities")
 
     def company_webhooks(self, company_id: int) -> list[dict[str, Any]]:
         """Stored webhooks, including ``http_auth_password`` (which the API never echoes)."""
@@ -1027,6 +1031,45 @@ class PipedriveDouble:
         page = matching[start : start + limit]
         return _json_reply(200, wire.offset_page(page, start=start, limit=limit, more=start + limit < len(matching)))
 
+    # --- REST API: activities (v2, cursor pagination) -------------------------------------------
+
+    def _activities_create(self, call: _Call) -> _Reply:
+        grant = _granted(call)
+        company = self._company(grant.company_id)
+        problems: dict[str, list[str]] = {}
+        values = validation.activity_body(call.json_body(), problems)
+        for name, records, kind in (
+            ("deal_id", company.deals, "Deal"),
+            ("person_id", company.persons, "Person"),
+            ("org_id", company.organizations, "Organization"),
+        ):
+            if name not in problems and values.get(name) is not None and values[name] not in records:
+                problems[name] = [f"{kind} {values[name]} not found"]
+        if problems:
+            raise _Refusal(_json_reply(400, errors.api_error(400, "; ".join(problems), errors=problems)))
+        stamp = datetime.fromtimestamp(self.now(), UTC)
+        activity_id = next(self._ids["activity"])
+        activity = wire.activity_v2(
+            {
+                **values,
+                "id": activity_id,
+                "owner_id": values.get("owner_id") or grant.user_id,
+                "creator_user_id": grant.user_id,
+                "add_time": stamp,
+                "update_time": stamp,
+            }
+        )
+        company.activities[activity_id] = activity
+        return _json_reply(200, {"success": True, "data": activity})
+
+    def _activities_list(self, call: _Call) -> _Reply:
+        filters = {name: call.int_query(name) for name in ("deal_id", "person_id", "org_id", "owner_id")}
+
+        def wanted(activity: dict[str, Any]) -> bool:
+            return all(value is None or activity.get(name) == value for name, value in filters.items())
+
+        return self._v2_list(call, self._company(_granted(call).company_id).activities, wanted)
+
     # --- REST API: webhooks (v1, scope admin; docs/webhooks-for-apps) ---------------------------
 
     def _webhooks_list(self, call: _Call) -> _Reply:
@@ -1178,6 +1221,8 @@ _ROUTES: tuple[_Route, ...] = (
     _api("organizationFields.list", PipedriveDouble._fields_list),
     _api("notes.list", PipedriveDouble._notes_list),
     _api("notes.create", PipedriveDouble._notes_create),
+    _api("activities.list", PipedriveDouble._activities_list),
+    _api("activities.create", PipedriveDouble._activities_create),
     _api("webhooks.list", PipedriveDouble._webhooks_list),
     _api("webhooks.create", PipedriveDouble._webhooks_create),
     _api("webhooks.delete", PipedriveDouble._webhooks_delete),

@@ -51,7 +51,7 @@ def make_token(
 def panel_query(
     *,
     resource: str | None = "deal",
-    record_id: int | None = 1,
+    record_id: int | str | None = 1,
     company_id: int = COMPANY,
     user_id: int = ADMIN,
     token: str | None = None,

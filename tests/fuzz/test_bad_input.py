@@ -157,6 +157,65 @@ def test_fuzz_settings_save(app_client, seeded_company, entities, days, raw) -> 
     assert response.status_code < 500, (payload[:200], response.content[:300])
 
 
+_dates = st.one_of(_json, st.dates().map(str), st.just("2031-02-30"), st.just("２０３０-01-01"), st.just("9" * 5000))
+
+
+@_fuzz
+@given(
+    body=st.fixed_dictionaries(
+        {"resource": st.sampled_from(["deal", "person", "organization", "activity", ""]) | _text},
+        optional={
+            "selectedIds": _ids,
+            "subject": _json,
+            "type": st.sampled_from(["call", "meeting", "party"]) | _json,
+            "due_date": _dates,
+            "due_time": st.sampled_from(["09:30", "24:00", "", "9:30\n"]) | _json,
+            "note": _json,
+            "companyId": _ids,
+        },
+    ),
+    raw=st.none() | st.binary(max_size=200),
+)
+def test_fuzz_follow_up_action_and_json_modal(app_client, seeded_company, body, raw) -> None:  # noqa: F811
+    """The follow-up modal's action and the JSON modal's submit, with a valid token: never a 5xx."""
+    if "follow-up" not in SEEDED:
+        seeded_company()
+        SEEDED.add("follow-up")
+    payload = raw if raw is not None else json.dumps(body).encode()
+    response = _post(app_client, "/extensions/actions/follow-up/", payload, token=make_token())
+    TRIED["extensions/actions/follow-up"] += 1
+    assert response.status_code < 500, (payload[:200], response.content[:300])
+    query = {"resource": str(body.get("resource", "")), "selectedIds": "1", "token": make_token()}
+    modal_values = {f"follow_up_{key}": value for key, value in body.items()}
+    modal_payload = raw if raw is not None else json.dumps(modal_values).encode()
+    answer = app_client.generic(
+        "POST",
+        "/extensions/json-modals/follow-up/?" + "&".join(f"{k}={v}" for k, v in query.items()),
+        modal_payload,
+        content_type="application/json",
+    )
+    TRIED["extensions/json-modals/follow-up (POST)"] += 1
+    assert answer.status_code < 500, (modal_payload[:200], answer.content[:300])
+
+
+@_fuzz
+@given(
+    form=st.dictionaries(
+        st.sampled_from(["ticket", "subject", "type", "due_date", "due_time", "note"]),
+        st.one_of(_text, st.just("1" * 5000), st.just("²")),
+        max_size=6,
+    ),
+)
+def test_fuzz_follow_up_link_form(app_client, seeded_company, form) -> None:  # noqa: F811
+    """The link action page's form POST with any fields and tickets: a page or a 4xx, never a 5xx."""
+    if "follow-up-link" not in SEEDED:
+        seeded_company()
+        SEEDED.add("follow-up-link")
+    response = app_client.post("/extensions/links/follow-up/", form)
+    TRIED["extensions/links/follow-up (POST)"] += 1
+    assert response.status_code < 500, (form, response.content[:300])
+
+
 @_fuzz
 @given(
     meta=st.dictionaries(
@@ -187,6 +246,9 @@ _PAGES = [
     "/extensions/json-panels/person/",
     "/extensions/json-panels/organization/",
     "/extensions/settings/",
+    "/extensions/modals/follow-up/",
+    "/extensions/links/follow-up/",
+    "/extensions/json-modals/follow-up/",
 ]
 
 

@@ -6,6 +6,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from email.utils import formatdate
 
@@ -208,6 +209,44 @@ def test_create_note_needs_a_target(api: PipedriveClient, double: PipedriveDoubl
 def test_create_note_for_unknown_deal_is_a_validation_error(api: PipedriveClient) -> None:
     with pytest.raises(PipedriveValidationError, match="Deal not found"):
         api.create_note(content="x", deal_id=31337)
+
+
+def test_create_and_list_activities(api: PipedriveClient, double: PipedriveDouble) -> None:
+    deal = double.add_deal(COMPANY, title="Big one")
+    other = double.add_deal(COMPANY)
+
+    activity = api.create_activity(
+        subject="Follow up", type="call", deal_id=deal["id"], due_date="2026-12-03", due_time="08:30", note="Budget?"
+    )
+
+    assert (activity.subject, activity.type, activity.deal_id, activity.owner_id) == (
+        "Follow up",
+        "call",
+        deal["id"],
+        USER,
+    )
+    assert activity.due_date == date(2026, 12, 3) and activity.due_time == "08:30" and activity.done is False
+    [request] = double.requests_to("/api/v2/activities", "POST")
+    assert request.json() == {
+        "subject": "Follow up",
+        "type": "call",
+        "deal_id": deal["id"],
+        "due_date": "2026-12-03",
+        "due_time": "08:30",
+        "note": "Budget?",
+    }
+    api.create_activity(subject="Elsewhere", type="task", deal_id=other["id"])
+    assert [a.id for a in api.list_activities(deal_id=deal["id"]).items] == [activity.id]
+    assert double.take_contract_violations() == []
+
+
+def test_create_activity_needs_a_target_and_a_known_type(api: PipedriveClient, double: PipedriveDouble) -> None:
+    with pytest.raises(ValueError, match="deal_id"):
+        api.create_activity(subject="orphan", type="call")
+    deal = double.add_deal(COMPANY)
+    with pytest.raises(PipedriveValidationError, match="type"):
+        api.create_activity(subject="x", type="party", deal_id=deal["id"])
+    assert double.company_activities(COMPANY) == []
 
 
 def test_list_and_iter_notes_page_by_start(api: PipedriveClient, double: PipedriveDouble) -> None:

@@ -215,3 +215,47 @@ def test_unauthorized_answer_matches_the_documented_401(api, sandbox_world) -> N
     response = api("GET", "acme", "/api/v1/users/me", "v1u:wrong")
     assert response.status_code == 401
     assert_contract("GET", "/sandbox/acme/api/v1/users/me", response)
+
+
+def test_activities_operations(api, admin_token, sandbox_world) -> None:
+    deal = Deal.objects.filter(company=sandbox_world.acme, person__isnull=False).earliest("pk")
+    body = {
+        "subject": "Call back",
+        "type": "call",
+        "deal_id": deal.pk,
+        "due_date": "2026-12-03",
+        "due_time": "09:30",
+        "note": "Ask about the budget",
+    }
+    created = _call(api, "POST", "/api/v2/activities", admin_token, body=body)["data"]
+    assert created["deal_id"] == deal.pk and created["person_id"] == deal.person_id  # the deal's person joins
+    assert created["due_date"] == "2026-12-03" and created["due_time"] == "09:30" and created["done"] is False
+    minimal = _call(api, "POST", "/api/v2/activities", admin_token, body={"person_id": deal.person_id})["data"]
+    assert minimal["type"] == "task" and minimal["subject"] == "Task"  # defaults named in facts/validation.py
+    listed = _call(api, "GET", "/api/v2/activities", admin_token, query={"deal_id": deal.pk})["data"]
+    assert [a["id"] for a in listed] == [created["id"]]
+    _call(api, "GET", "/api/v2/activities", admin_token, query={"person_id": deal.person_id, "limit": 1})
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "party"}, "type"),
+        ({"due_date": "2026-02-30"}, "due_date"),
+        ({"due_date": "tomorrow"}, "due_date"),
+        ({"due_time": "25:00"}, "due_time"),
+        ({"subject": 5}, "subject"),
+        ({"subject": "x" * 256}, "subject"),
+        ({"deal_id": "1"}, "deal_id"),
+        ({"deal_id": 999_999}, "deal_id"),
+        ({"done": "yes"}, "done"),
+    ],
+)
+def test_activity_refusals_name_the_field_and_store_nothing(api, admin_token, sandbox_world, body, field) -> None:
+    from sandbox.models import Activity
+
+    person = Person.objects.filter(company=sandbox_world.acme).earliest("pk")
+    response = api("POST", "acme", "/api/v2/activities", admin_token, body={"person_id": person.pk, **body})
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    assert not Activity.objects.exists()

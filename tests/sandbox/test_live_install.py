@@ -71,7 +71,7 @@ def test_install_with_state_stores_the_installation(live_sandbox, browser, sandb
     installation = _installation(sandbox_world.acme_admin)
     assert installation.status == Installation.Status.ACTIVE and installation.is_admin
     assert installation.name == "Ann Admin" and installation.email == "ann@acme.example"
-    assert set(installation.scopes) == {"base", "deals:full", "contacts:full", "users:read", "admin"}
+    assert set(installation.scopes) == {"base", "deals:full", "contacts:full", "activities:full", "users:read", "admin"}
     assert installation.company.api_domain == live_sandbox.api_domain("acme")
     assert installation.company.name == "Acme Sales" and installation.company.domain == "acme"
     assert installation.access_token and len(installation.access_token) >= 100

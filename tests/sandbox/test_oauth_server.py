@@ -88,7 +88,7 @@ def test_code_exchange_returns_pipedrive_shaped_tokens(client: Client, sandbox_w
     body = response.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3599
     assert len(body["access_token"]) >= 100
-    assert body["scope"] == "base,deals:full,contacts:full,users:read,admin"  # comma-separated, fixed per app
+    assert body["scope"] == "base,deals:full,contacts:full,activities:full,users:read,admin"  # comma-separated
     assert body["api_domain"] == "http://testserver/sandbox/acme"
     assert "no-store" in response["Cache-Control"]
     # Only digests at rest.
@@ -98,7 +98,7 @@ def test_code_exchange_returns_pipedrive_shaped_tokens(client: Client, sandbox_w
 
 def test_regular_user_gets_every_scope_but_admin(client: Client, sandbox_world) -> None:
     body = _exchange(client, authorize_code(client, sandbox_world.acme_regular)).json()
-    assert body["scope"] == "base,deals:full,contacts:full,users:read"
+    assert body["scope"] == "base,deals:full,contacts:full,activities:full,users:read"
 
 
 def test_access_token_lifetime_is_configurable(client: Client, sandbox_world, settings) -> None:

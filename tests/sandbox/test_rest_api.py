@@ -224,7 +224,7 @@ def test_forty_webhooks_per_app_user_then_422(api, sandbox_world, grant) -> None
 
 
 def test_unimplemented_paths_say_so(api, sandbox_world, admin_token) -> None:
-    response = api("GET", "acme", "/api/v2/activities", admin_token)
+    response = api("GET", "acme", "/api/v2/products", admin_token)
     assert response.status_code == 404 and "does not implement" in response.json()["error"]
 
 

@@ -96,8 +96,9 @@
   /* ------------------------------------------------------------------------------------------ */
   /* One iframe that runs the SDK: the panel, or a custom modal opened from it.                   */
 
-  function ExtensionFrame(host, kind, iframe) {
+  function ExtensionFrame(host, kind, iframe, tokenUrl) {
     this.host = host;
+    this.tokenUrl = tokenUrl || ""; // signed for this frame's own extension (its JWT secret)
     this.kind = kind; // "panel" | "modal" | "floating"
     this.iframe = iframe;
     this.listeners = {}; // event -> [MessagePort]
@@ -215,6 +216,18 @@
     this.root = root;
     this.signedTokenUrl = root.getAttribute("data-signed-token-url") || "";
     this.customModalUrl = root.getAttribute("data-custom-modal-url") || "";
+    // The app's registered actions (Developer Hub): [{id, kind, label, url, token_url}] from a JSON
+    // script element the template names; a custom modal's action_id picks its URL and JWT secret.
+    this.actions = [];
+    var actionsId = root.getAttribute("data-app-actions");
+    var actionsNode = actionsId ? document.getElementById(actionsId) : null;
+    if (actionsNode) {
+      try {
+        this.actions = JSON.parse(actionsNode.textContent || "[]") || [];
+      } catch (e) {
+        this.actions = [];
+      }
+    }
     var timeout = parseInt(root.getAttribute("data-init-timeout-ms") || "", 10);
     this.initTimeoutMs = timeout > 0 ? timeout : DEFAULT_INIT_TIMEOUT_MS;
     this.frames = [];
@@ -311,7 +324,7 @@
   Host.prototype.freshUrl = function (frame) {
     var url = new URL(frame.url.href);
     url.searchParams.set("theme", this.theme);
-    return this.fetchToken().then(
+    return this.fetchToken(frame).then(
       function (token) {
         url.searchParams.set("token", token);
         return url.href;
@@ -378,9 +391,17 @@
     frame.iframe.style.width = frame.size.width + "px";
   };
 
-  Host.prototype.fetchToken = function () {
-    if (!this.signedTokenUrl) return Promise.reject(new Error("No signed_token_url configured"));
-    return fetch(this.signedTokenUrl, {
+  Host.prototype.action = function (actionId, kind) {
+    for (var i = 0; i < this.actions.length; i++) {
+      if (this.actions[i].id === actionId && (!kind || this.actions[i].kind === kind)) return this.actions[i];
+    }
+    return null;
+  };
+
+  Host.prototype.fetchToken = function (frame) {
+    var tokenUrl = (frame && frame.tokenUrl) || this.signedTokenUrl;
+    if (!tokenUrl) return Promise.reject(new Error("No signed_token_url configured"));
+    return fetch(tokenUrl, {
       method: "GET",
       credentials: "same-origin",
       cache: "no-store",
@@ -562,21 +583,30 @@
     });
   };
 
+  // A custom modal, opened by a frame's OPEN_MODAL (opener = that frame) or from the record page's
+  // actions menu (opener = null). Its URL and JWT secret are the action's, as registered for the app.
   Host.prototype.openCustomModal = function (opener, args) {
     var self = this;
-    if (!this.customModalUrl) return Promise.reject(new Error("No custom modal is configured for action " + args.action_id));
-    var base = new URL(this.customModalUrl, window.location.href);
+    var action = this.action(args.action_id, "custom_modal");
+    var modalUrl = action ? action.url : this.customModalUrl;
+    if (!modalUrl) return Promise.reject(new Error("No custom modal is configured for action " + args.action_id));
+    if (this.modal) return Promise.reject(new Error("A modal is already open"));
+    var base = new URL(modalUrl, window.location.href);
+    var source = opener || this.panel; // the record the page shows: the panel's parameters name it
     SHARED_PARAMS.forEach(function (name) {
-      var value = opener.url.searchParams.get(name);
+      var value = source.url.searchParams.get(name);
       if (value !== null) base.searchParams.set(name, value);
     });
     base.searchParams.set("id", this.panel.id + "-modal-" + ++this.modalCounter);
     base.searchParams.set("theme", this.theme);
     if (args.data !== undefined) base.searchParams.set("data", JSON.stringify(args.data));
+    var tokenUrl = action ? action.token_url : "";
+    var title = (action && action.label) || args.action_id || "Custom modal";
+    var returnFocus = document.activeElement;
 
-    return this.fetchToken()
+    return this.fetchToken({ tokenUrl: tokenUrl })
       .catch(function () {
-        return opener.url.searchParams.get("token") || "";
+        return opener ? opener.url.searchParams.get("token") || "" : "";
       })
       .then(function (token) {
         base.searchParams.set("token", token);
@@ -587,8 +617,12 @@
             pending.element = dialog;
             pending.finish = done;
             dialog.setAttribute("data-pd-modal", "custom_modal");
+            dialog.setAttribute("data-pd-action", args.action_id || "");
             var header = el("div", "pd-ext-modal-header");
-            header.appendChild(el("h2", "pd-ext-dialog-title", args.action_id || "Custom modal"));
+            var heading = el("h2", "pd-ext-dialog-title", title);
+            heading.id = "pd-ext-modal-title-" + self.modalCounter;
+            dialog.setAttribute("aria-labelledby", heading.id);
+            header.appendChild(heading);
             var close = self.button("\u00d7", "pd-ext-modal-close", function () {
               done({ status: "closed" }); // the user closed it
             });
@@ -604,9 +638,9 @@
             dialog.appendChild(notice);
             var iframe = el("iframe", "pd-ext-frame is-pending");
             iframe.setAttribute("data-pd-frame", "modal");
-            iframe.title = args.action_id || "Custom modal";
+            iframe.title = title;
             iframe.src = base.href;
-            var frame = new ExtensionFrame(self, "modal", iframe);
+            var frame = new ExtensionFrame(self, "modal", iframe, tokenUrl);
             pending.frame = frame;
             self.frames.push(frame);
             self.applySize(frame, {});
@@ -623,11 +657,24 @@
             });
             self.modal = null;
             // The panel hears that its custom modal closed (CLOSE_MODAL or the user's close).
-            opener.emit("close_custom_modal", undefined);
+            if (opener) opener.emit("close_custom_modal", undefined);
+            // The record page refreshes what Pipedrive would show changed (its activities).
+            document.dispatchEvent(new CustomEvent("pd:record-changed", { detail: { action: args.action_id } }));
+            if (returnFocus && typeof returnFocus.focus === "function" && document.contains(returnFocus)) {
+              returnFocus.focus();
+            }
             resolve(result);
           });
         });
       });
+  };
+
+  // The record page's actions menu: a custom modal opens like OPEN_MODAL without an opener.
+  Host.prototype.openAction = function (actionId) {
+    var action = this.action(actionId);
+    if (!action) return Promise.reject(new Error("Unknown action " + actionId));
+    if (action.kind === "custom_modal") return this.openCustomModal(null, { type: "custom_modal", action_id: actionId });
+    return Promise.reject(new Error("The menu opens " + action.kind + " actions itself"));
   };
 
   /* --- command handlers: (frame, args) -> value or Promise; a throw answers {error} ------------ */
@@ -638,7 +685,10 @@
       frame.initialized = true;
       this.applySize(frame, args && args.size);
       if (frame.kind === "panel") this.showPanelState("ready");
-      else this.showModalState(frame, "ready");
+      else {
+        this.showModalState(frame, "ready");
+        frame.iframe.focus(); // keyboard users land in the modal's form
+      }
     },
     resize: function (frame, args) {
       if (!args || (!isNumber(args.height) && !isNumber(args.width))) throw new Error("Provide height and/or width");
@@ -652,8 +702,8 @@
       if (!args || typeof args.title !== "string" || !args.title) throw new Error("A title is required");
       return this.confirm(args);
     },
-    get_signed_token: function () {
-      return this.fetchToken().then(function (token) {
+    get_signed_token: function (frame) {
+      return this.fetchToken(frame).then(function (token) {
         return { token: token };
       });
     },
