@@ -93,4 +93,9 @@ def test_json_panel_and_settings_from_sandbox_pages(page, live_sandbox, sandbox_
     expect(frame.locator("form[data-action-form]")).to_have_attribute("data-state", "saved")
     assert CompanySettings.objects.get(company__pipedrive_company_id=company.pk).history_retention_days == 45
     screenshot("sandbox-extensions-4-app-settings")
+    # The same surface in Pipedrive's dark theme (the host's toggle sends USER_SETTINGS_CHANGE).
+    page.locator("[data-pd-theme-toggle]").click()
+    frame_el = page.locator('iframe[data-pd-frame="panel"]').element_handle().content_frame()
+    frame_el.wait_for_function("() => document.documentElement.getAttribute('data-theme') === 'dark'")
+    screenshot("sandbox-extensions-5-app-settings-dark")
     assert page.blocked_requests == []
