@@ -6,9 +6,10 @@ and leaves a ``ChangeEvent`` whose webhook fan-out is enqueued when the transact
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -265,60 +266,108 @@ def _apply_deal_status(deal: Deal, *, previous_status: str | None, now: datetime
     deal.close_time = now if deal.status != Deal.Status.OPEN else None
 
 
-def deal_create(*, company: SandboxCompany, actor: SandboxUser | None, data: Mapping[str, Any], source: str) -> Deal:
-    values = _deal_values(company, data, creating=True)
+_Record = TypeVar("_Record", Deal, Person, Lead)
+
+
+def _record_create(
+    record: _Record,
+    *,
+    values: Mapping[str, Any],
+    actor: SandboxUser | None,
+    source: str,
+    before_save: Callable[[_Record, datetime], None] | None = None,
+) -> _Record:
+    """Store a new deal, person or lead with its cleaned ``values`` and record the create event."""
     now = timezone.now()
     with transaction.atomic(using=SANDBOX_DB):
-        deal = Deal(company=company, creator=actor, owner=actor, add_time=now, update_time=now)
+        record.add_time = record.update_time = now
         for name, value in values.items():
-            setattr(deal, name, value)
-        if isinstance(values.get("custom_fields"), dict):
-            deal.custom_fields = {k: v for k, v in values["custom_fields"].items() if v is not None}
-        _apply_deal_status(deal, previous_status=None, now=now)
-        deal.save()
-        _event_record(company=company, actor=actor, instance=deal, action=ChangeEvent.Action.CREATE, source=source)
-    return deal
+            if name == "custom_fields" and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if v is not None}
+            setattr(record, name, value)
+        if before_save is not None:
+            before_save(record, now)
+        record.save()
+        _event_record(
+            company=record.company, actor=actor, instance=record, action=ChangeEvent.Action.CREATE, source=source
+        )
+    return record
 
 
-def deal_update(*, deal: Deal, actor: SandboxUser | None, data: Mapping[str, Any], source: str) -> Deal:
-    values = _deal_values(deal.company, data, creating=False)
+def _record_update(
+    model: type[_Record],
+    pk: Any,
+    *,
+    values: Mapping[str, Any],
+    represent: Callable[[_Record], dict[str, Any]],
+    actor: SandboxUser | None,
+    source: str,
+    before_save: Callable[[_Record, _Record, datetime], None] | None = None,
+) -> _Record:
+    """Apply ``values`` to a deal, person or lead under its row lock; when its representation
+    changed, store it and record the change event with the state before. Custom fields merge (a
+    None value removes one)."""
     with transaction.atomic(using=SANDBOX_DB):
-        deal = Deal.objects.select_for_update().select_related("company").get(pk=deal.pk)
-        before = representations.deal_v2(deal)
-        snapshot = _snapshot(deal)
-        previous_status, previous_stage = deal.status, deal.stage_id
+        record = model.objects.select_for_update().select_related("company").get(pk=pk)
+        before = represent(record)
+        snapshot = _snapshot(record)
+        original = copy.copy(record)
         now = timezone.now()
         for name, value in values.items():
             if name == "custom_fields":
-                merged = {**(deal.custom_fields or {}), **value}
-                deal.custom_fields = {k: v for k, v in merged.items() if v is not None}
+                merged = {**(record.custom_fields or {}), **value}
+                record.custom_fields = {k: v for k, v in merged.items() if v is not None}
             else:
-                setattr(deal, name, value)
-        _apply_deal_status(deal, previous_status=previous_status, now=now)
-        if deal.stage_id != previous_stage:
-            deal.stage_change_time = now
-        previous = _changed(before, representations.deal_v2(deal))
-        if not previous:
-            return deal
-        deal.update_time = now
-        deal.save()
+                setattr(record, name, value)
+        if before_save is not None:
+            before_save(record, original, now)
+        if not _changed(before, represent(record)):
+            return record
+        record.update_time = now
+        record.save()
         _event_record(
-            company=deal.company,
+            company=record.company,
             actor=actor,
-            instance=deal,
+            instance=record,
             action=ChangeEvent.Action.CHANGE,
             source=source,
             before=snapshot,
         )
-    return deal
+    return record
 
 
-_SoftDeleted = TypeVar("_SoftDeleted", Deal, Person, Lead)
+def _deal_follow_ups(deal: Deal, original: Deal, now: datetime) -> None:
+    """What Pipedrive sets itself when a deal is edited: won/lost/close times, the stage change time."""
+    _apply_deal_status(deal, previous_status=original.status, now=now)
+    if deal.stage_id != original.stage_id:
+        deal.stage_change_time = now
+
+
+def deal_create(*, company: SandboxCompany, actor: SandboxUser | None, data: Mapping[str, Any], source: str) -> Deal:
+    return _record_create(
+        Deal(company=company, creator=actor, owner=actor),
+        values=_deal_values(company, data, creating=True),
+        actor=actor,
+        source=source,
+        before_save=lambda deal, now: _apply_deal_status(deal, previous_status=None, now=now),
+    )
+
+
+def deal_update(*, deal: Deal, actor: SandboxUser | None, data: Mapping[str, Any], source: str) -> Deal:
+    return _record_update(
+        Deal,
+        deal.pk,
+        values=_deal_values(deal.company, data, creating=False),
+        represent=representations.deal_v2,
+        actor=actor,
+        source=source,
+        before_save=_deal_follow_ups,
+    )
 
 
 def _soft_delete(
     *,
-    model: type[_SoftDeleted],
+    model: type[_Record],
     pk: Any,
     actor: SandboxUser | None,
     source: str,
@@ -352,43 +401,23 @@ def deal_delete(*, deal: Deal, actor: SandboxUser | None, source: str) -> None:
 def person_create(
     *, company: SandboxCompany, actor: SandboxUser | None, data: Mapping[str, Any], source: str
 ) -> Person:
-    values = _person_values(company, data, creating=True)
-    now = timezone.now()
-    with transaction.atomic(using=SANDBOX_DB):
-        person = Person(company=company, owner=actor, add_time=now, update_time=now)
-        for name, value in values.items():
-            setattr(person, name, value)
-        person.save()
-        _event_record(company=company, actor=actor, instance=person, action=ChangeEvent.Action.CREATE, source=source)
-    return person
+    return _record_create(
+        Person(company=company, owner=actor),
+        values=_person_values(company, data, creating=True),
+        actor=actor,
+        source=source,
+    )
 
 
 def person_update(*, person: Person, actor: SandboxUser | None, data: Mapping[str, Any], source: str) -> Person:
-    values = _person_values(person.company, data, creating=False)
-    with transaction.atomic(using=SANDBOX_DB):
-        person = Person.objects.select_for_update().select_related("company").get(pk=person.pk)
-        before = representations.person_v2(person)
-        snapshot = _snapshot(person)
-        for name, value in values.items():
-            if name == "custom_fields":
-                merged = {**(person.custom_fields or {}), **value}
-                person.custom_fields = {k: v for k, v in merged.items() if v is not None}
-            else:
-                setattr(person, name, value)
-        previous = _changed(before, representations.person_v2(person))
-        if not previous:
-            return person
-        person.update_time = timezone.now()
-        person.save()
-        _event_record(
-            company=person.company,
-            actor=actor,
-            instance=person,
-            action=ChangeEvent.Action.CHANGE,
-            source=source,
-            before=snapshot,
-        )
-    return person
+    return _record_update(
+        Person,
+        person.pk,
+        values=_person_values(person.company, data, creating=False),
+        represent=representations.person_v2,
+        actor=actor,
+        source=source,
+    )
 
 
 def person_delete(*, person: Person, actor: SandboxUser | None, source: str) -> None:
@@ -507,42 +536,23 @@ def _lead_values(company: SandboxCompany, data: Mapping[str, Any], *, creating: 
 
 
 def lead_create(*, company: SandboxCompany, actor: SandboxUser | None, data: Mapping[str, Any], source: str) -> Lead:
-    values = _lead_values(company, data, creating=True)
-    now = timezone.now()
-    with transaction.atomic(using=SANDBOX_DB):
-        lead = Lead(company=company, creator=actor, owner=actor, add_time=now, update_time=now)
-        for name, value in values.items():
-            setattr(lead, name, value)
-        lead.save()
-        _event_record(company=company, actor=actor, instance=lead, action=ChangeEvent.Action.CREATE, source=source)
-    return lead
+    return _record_create(
+        Lead(company=company, creator=actor, owner=actor),
+        values=_lead_values(company, data, creating=True),
+        actor=actor,
+        source=source,
+    )
 
 
 def lead_update(*, lead: Lead, actor: SandboxUser | None, data: Mapping[str, Any], source: str) -> Lead:
-    values = _lead_values(lead.company, data, creating=False)
-    with transaction.atomic(using=SANDBOX_DB):
-        lead = Lead.objects.select_for_update().select_related("company").get(pk=lead.pk)
-        before = representations.lead_v1(lead)
-        snapshot = _snapshot(lead)
-        for name, value in values.items():
-            if name == "custom_fields":
-                merged = {**(lead.custom_fields or {}), **value}
-                lead.custom_fields = {k: v for k, v in merged.items() if v is not None}
-            else:
-                setattr(lead, name, value)
-        if not _changed(before, representations.lead_v1(lead)):
-            return lead
-        lead.update_time = timezone.now()
-        lead.save()
-        _event_record(
-            company=lead.company,
-            actor=actor,
-            instance=lead,
-            action=ChangeEvent.Action.CHANGE,
-            source=source,
-            before=snapshot,
-        )
-    return lead
+    return _record_update(
+        Lead,
+        lead.pk,
+        values=_lead_values(lead.company, data, creating=False),
+        represent=representations.lead_v1,
+        actor=actor,
+        source=source,
+    )
 
 
 def lead_delete(*, lead: Lead, actor: SandboxUser | None, source: str) -> None:
