@@ -7,10 +7,12 @@ permissions on the note, and only an active admin may change the company's setti
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.utils.html import escape
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from pipedrive_app.installations.models import CompanySettings, Installation
 from pipedrive_app.installations.services import (
@@ -19,6 +21,7 @@ from pipedrive_app.installations.services import (
     NeedsReauth,
     company_settings_update,
 )
+from pipedrive_app.pipedrive.client import PipedriveClient
 from pipedrive_app.pipedrive.errors import (
     PipedriveError,
     PipedriveForbidden,
@@ -35,6 +38,8 @@ from .selectors import panel_records_touch
 from .viewer_client import viewer_client
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 MAX_NOTE_LENGTH = 10_000
 
@@ -72,6 +77,63 @@ def _note_html(text: str) -> str:
 NOTE_TARGETS = {"deal": "deal_id", "person": "person_id", "organization": "org_id"}
 
 
+@dataclass(frozen=True)
+class _Refusals:
+    """What the viewer reads when Pipedrive refuses one kind of write (translated when raised)."""
+
+    gone: str  # 404/400 from Pipedrive: the record may be gone
+    forbidden: str  # 403: the viewer may not write there
+    refused: str  # anything else Pipedrive answered
+    what: str  # for the log
+
+
+def _write_as_viewer(panel: PanelContext, write: Callable[[PipedriveClient], _T], refusals: _Refusals) -> _T:
+    """One write to Pipedrive with the viewer's own installation (Pipedrive checks their permissions
+    on the record), on the panels' time budget (``viewer_client``: a bounded token wait, short API
+    timeouts, at most one brief wait on a 429); every failure is an ``ActionRefused`` the viewer can
+    read, never a 500."""
+    installation = _active_installation(panel)
+    try:
+        client = viewer_client(installation)
+    except (NeedsReauth, InstallationNotActive):
+        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
+    except PipedriveError:
+        raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
+    try:
+        return write(client)
+    except (NeedsReauth, InstallationNotActive):
+        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
+    except PipedriveRateLimited:
+        raise ActionRefused(
+            gettext("Pipedrive is busy (rate limit reached). Try again in a minute."), status=429
+        ) from None
+    except (PipedriveNotFound, PipedriveValidationError):
+        raise ActionRefused(gettext(refusals.gone), status=422) from None
+    except PipedriveForbidden:
+        raise ActionRefused(gettext(refusals.forbidden), status=403) from None
+    except PipedriveUnavailable:
+        raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
+    except PipedriveError as exc:
+        logger.warning("%s create failed: %s", refusals.what, exc)
+        raise ActionRefused(gettext(refusals.refused), status=502) from None
+    finally:
+        client.close()
+
+
+_NOTE_REFUSALS = _Refusals(
+    gone=gettext_noop("Pipedrive did not accept the note: the record may be gone."),
+    forbidden=gettext_noop("You are not allowed to add notes to this record."),
+    refused=gettext_noop("Pipedrive refused the note."),
+    what="note",
+)
+_FOLLOW_UP_REFUSALS = _Refusals(
+    gone=gettext_noop("Pipedrive did not accept the follow-up: the record may be gone."),
+    forbidden=gettext_noop("You are not allowed to add activities to this record (the app may need reinstalling)."),
+    refused=gettext_noop("Pipedrive refused the follow-up."),
+    what="activity",
+)
+
+
 def panel_note_create(*, panel: PanelContext, resource: str, record_id: int, content: str) -> NoteCreated:
     """Create a note on the deal, person or organization, as the viewer."""
     text = (content or "").strip()
@@ -81,32 +143,11 @@ def panel_note_create(*, panel: PanelContext, resource: str, record_id: int, con
         raise ActionRefused(gettext("A note can be at most %(limit)d characters long.") % {"limit": MAX_NOTE_LENGTH})
     if resource not in NOTE_TARGETS:
         raise ActionRefused(gettext("Notes can be added to deals, people and organizations only."))
-    installation = _active_installation(panel)
-    try:
-        client = viewer_client(installation)
-    except (NeedsReauth, InstallationNotActive):
-        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
-    except PipedriveError:
-        raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
-    try:
-        note = client.create_note(content=_note_html(text), **{NOTE_TARGETS[resource]: record_id})
-    except (NeedsReauth, InstallationNotActive):
-        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
-    except PipedriveRateLimited:
-        raise ActionRefused(
-            gettext("Pipedrive is busy (rate limit reached). Try again in a minute."), status=429
-        ) from None
-    except (PipedriveNotFound, PipedriveValidationError):
-        raise ActionRefused(gettext("Pipedrive did not accept the note: the record may be gone."), status=422) from None
-    except PipedriveForbidden:
-        raise ActionRefused(gettext("You are not allowed to add notes to this record."), status=403) from None
-    except PipedriveUnavailable:
-        raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
-    except PipedriveError as exc:
-        logger.warning("note create failed: %s", exc)
-        raise ActionRefused(gettext("Pipedrive refused the note."), status=502) from None
-    finally:
-        client.close()
+    note = _write_as_viewer(
+        panel,
+        lambda client: client.create_note(content=_note_html(text), **{NOTE_TARGETS[resource]: record_id}),
+        _NOTE_REFUSALS,
+    )
     logger.info("note %s added to %s %s by user %s", note.id, resource, record_id, panel.pipedrive_user_id)
     # The record changed at Pipedrive (its last change, its notes): no cached panel may hide that.
     panel_records_touch(company_pk=panel.company.pk, records=[(resource, record_id)])
@@ -122,49 +163,22 @@ class ActivityCreated:
 
 
 def follow_up_create(*, panel: PanelContext, resource: str, record_id: int, follow_up: FollowUp) -> ActivityCreated:
-    """Create the follow-up activity on the deal, person or organization, as the viewer (their own
-    installation: Pipedrive checks their permissions on the record). Same guards and time budget as
-    a note: a bounded token wait, short API timeouts, at most one brief wait on a 429."""
+    """Create the follow-up activity on the deal, person or organization, as the viewer, with the
+    same guards and time budget as a note."""
     if resource not in ACTIVITY_TARGETS:
         raise ActionRefused(gettext("Follow-ups can be scheduled for deals, people and organizations only."))
-    installation = _active_installation(panel)
-    try:
-        client = viewer_client(installation)
-    except (NeedsReauth, InstallationNotActive):
-        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
-    except PipedriveError:
-        raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
-    try:
-        activity = client.create_activity(
+    activity = _write_as_viewer(
+        panel,
+        lambda client: client.create_activity(
             subject=follow_up.subject,
             type=follow_up.type,
             due_date=follow_up.due_date,
             due_time=follow_up.due_time,
             note=_note_html(follow_up.note) if follow_up.note else None,
             **{ACTIVITY_TARGETS[resource]: record_id},
-        )
-    except (NeedsReauth, InstallationNotActive):
-        raise ActionRefused(gettext("Reconnect the app to Pipedrive first."), status=409, code="needs_reauth") from None
-    except PipedriveRateLimited:
-        raise ActionRefused(
-            gettext("Pipedrive is busy (rate limit reached). Try again in a minute."), status=429
-        ) from None
-    except (PipedriveNotFound, PipedriveValidationError):
-        raise ActionRefused(
-            gettext("Pipedrive did not accept the follow-up: the record may be gone."), status=422
-        ) from None
-    except PipedriveForbidden:
-        raise ActionRefused(
-            gettext("You are not allowed to add activities to this record (the app may need reinstalling)."),
-            status=403,
-        ) from None
-    except PipedriveUnavailable:
-        raise ActionRefused(gettext("Pipedrive could not be reached. Try again in a moment."), status=503) from None
-    except PipedriveError as exc:
-        logger.warning("activity create failed: %s", exc)
-        raise ActionRefused(gettext("Pipedrive refused the follow-up."), status=502) from None
-    finally:
-        client.close()
+        ),
+        _FOLLOW_UP_REFUSALS,
+    )
     logger.info("activity %s added to %s %s by user %s", activity.id, resource, record_id, panel.pipedrive_user_id)
     return ActivityCreated(activity=activity)
 
