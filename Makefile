@@ -177,6 +177,14 @@ bench-dashboard: $(VENV)/.deps
 	$(BENCH_DASHBOARD) bench_dashboard --runs $(BENCH_RUNS) --compare test-artifacts/bench-dashboard-small.json
 
 # Webhook receiver throughput/latency vs a bare view, and end-to-end lag, under gunicorn + PostgreSQL.
+# Debian's wrk, the external load generator bench-webhooks uses (as root; the benchmark falls back to a
+# Python client, and says so, without it).
+.PHONY: bench-tools
+bench-tools:
+	@if command -v wrk >/dev/null; then echo "wrk present: $$(wrk --version 2>&1 | head -1)"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; \
+	else echo "wrk is missing; install it with: sudo apt-get install -y wrk"; fi
+
 .PHONY: bench-webhooks
 bench-webhooks: $(VENV)/.deps
 	@if [ -z "$$DATABASE_URL" ]; then \

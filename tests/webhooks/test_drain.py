@@ -49,6 +49,19 @@ def wake_ups(monkeypatch) -> list[dict]:
     return published
 
 
+def test_a_drained_event_is_counted_once_in_the_processing_metric(webhook_company, lost) -> None:
+    """The drain's events go through inbox_event_process, whose wrapper counts the outcome; the drain
+    itself adds nothing (it used to: every drained event counted twice)."""
+    from pipedrive_app.metrics import instruments
+
+    processed = instruments.EVENTS_PROCESSED.labels(outcome="processed")
+    before = processed._value.get()
+    _, state = webhook_company
+    lost(state, 7)
+    assert services.inbox_drain(batch=5).outcomes == {"processed": 7}
+    assert processed._value.get() - before == 7
+
+
 def test_a_drain_processes_every_pending_row_whose_message_was_lost(webhook_company, lost) -> None:
     _, state = webhook_company
     ids = lost(state, 25)

@@ -217,9 +217,7 @@ def inbox_drain(
                 outcome = inbox_event_process(inbox_event_id=pk)
             except InboxEventRetry:  # next_attempt_at now holds the back-off; a later drain retries
                 outcome = "retry"
-            result.outcomes[outcome] += 1
-            # Counted like a processing task's outcome (metrics/hooks.py counts those).
-            metrics.inbox_event_finished(outcome)
+            result.outcomes[outcome] += 1  # the metric is counted once, by inbox_event_process's wrapper
         if len(ids) < size:
             break
         if time.monotonic() >= deadline or (max_batches is not None and batches >= max_batches):
