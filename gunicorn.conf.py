@@ -10,8 +10,11 @@ worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
-max_requests_jitter = 200
+# No worker recycling by default: a worker retired after max_requests closes its clients' keep-alive
+# connections, and a request already sent on one is reset; Pipedrive counts that as a failed
+# delivery (ten failed first attempts ban the webhook). Set it only against a measured memory leak.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = 200 if max_requests else 0
 accesslog = "-"
 errorlog = "-"
 # No query strings in the access log: OAuth callbacks carry codes there.
