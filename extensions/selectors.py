@@ -251,10 +251,6 @@ def _records_mark(panel: PanelContext, records: tuple[Record, ...], *, up_to: in
     return f"{history}|" + ",".join(f"{key}={value}" for key, value in sorted(touched.items()))
 
 
-def _history_high_water() -> int | None:
-    return history_high_water()
-
-
 def _read_panel(panel: PanelContext, kind: str, build: Callable[[PipedriveClient], Any]) -> PanelData:
     """Common frame of every panel read: install state, cache, client lifetime, failures."""
     installation = panel.reading_installation  # the viewer's own; a shared JSON panel's for a non-installed viewer
@@ -271,7 +267,7 @@ def _read_panel(panel: PanelContext, kind: str, build: Callable[[PipedriveClient
         return cached.data
     # Taken before Pipedrive is read: an event processed while the panel is built is newer than the
     # mark stored with it, so the next view reads again instead of keeping what may predate it.
-    high_water = _history_high_water()
+    high_water = history_high_water()
     try:
         client = viewer_client(installation)
     except PipedriveError as exc:

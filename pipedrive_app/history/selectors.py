@@ -39,6 +39,22 @@ class CurrentValue:
     as_of: datetime
 
 
+def _entry(row: ChangeRecord) -> HistoryEntry:
+    return HistoryEntry(
+        kind=row.kind,  # type: ignore[arg-type]
+        field_key=row.field_key,
+        field_label=row.field_label,
+        old_display=row.old_display,
+        new_display=row.new_display,
+        occurred_at=row.occurred_at,
+        actor_user_id=row.actor_user_id,
+        actor_name=row.actor_name or None,
+        change_source=row.change_source,
+        old_value=row.old_value,
+        new_value=row.new_value,
+    )
+
+
 def record_history(*, company_id: int, entity: str, entity_id: int | str, limit: int = 50) -> list[HistoryEntry]:
     """The newest ``limit`` history lines of one record, newest first (by Pipedrive's timestamp).
 
@@ -48,22 +64,7 @@ def record_history(*, company_id: int, entity: str, entity_id: int | str, limit:
     rows = ChangeRecord.objects.filter(company_id=company_id, entity=entity, entity_id=str(entity_id)).order_by(
         "-occurred_at", "-pk"
     )[: max(0, int(limit))]
-    return [
-        HistoryEntry(
-            kind=row.kind,  # type: ignore[arg-type]
-            field_key=row.field_key,
-            field_label=row.field_label,
-            old_display=row.old_display,
-            new_display=row.new_display,
-            occurred_at=row.occurred_at,
-            actor_user_id=row.actor_user_id,
-            actor_name=row.actor_name or None,
-            change_source=row.change_source,
-            old_value=row.old_value,
-            new_value=row.new_value,
-        )
-        for row in rows
-    ]
+    return [_entry(row) for row in rows]
 
 
 def record_current_values(*, company_id: int, entity: str, entity_id: int | str) -> dict[str, CurrentValue]:
@@ -128,19 +129,7 @@ def owner_feed(*, company_id: int, owner_user_id: int, after_id: int = 0, limit:
             entity=row.entity,
             entity_id=row.entity_id,
             record_label=row.record_label,
-            entry=HistoryEntry(
-                kind=row.kind,  # type: ignore[arg-type]
-                field_key=row.field_key,
-                field_label=row.field_label,
-                old_display=row.old_display,
-                new_display=row.new_display,
-                occurred_at=row.occurred_at,
-                actor_user_id=row.actor_user_id,
-                actor_name=row.actor_name or None,
-                change_source=row.change_source,
-                old_value=row.old_value,
-                new_value=row.new_value,
-            ),
+            entry=_entry(row),
         )
         for row in rows
     ]

@@ -40,7 +40,12 @@ def company_hears_changes(*, company_id: int) -> bool:
     """Whether Pipedrive can tell this app about the company's changes: webhooks need an active admin
     installation with the ``admin`` scope. Until an admin installs, no change is recorded, and
     nothing tells a cached panel that its record changed."""
-    return bool(company_acting_installations(company_id=company_id, admins_only=True, scope="admin"))
+    # The same rule as ``company_acting_installations(admins_only=True, scope="admin")``, read without
+    # loading (and decrypting) the installations' tokens: panels ask on every view.
+    scopes = Installation.objects.filter(
+        company_id=company_id, status=Installation.Status.ACTIVE, is_admin=True
+    ).values_list("scopes", flat=True)
+    return any("admin" in (granted or []) for granted in scopes)
 
 
 def company_acting_installation(*, company_id: int, preferred_id: int | None = None) -> Installation | None:

@@ -29,7 +29,7 @@ def company_caches_purge(*, company_pk: int, pipedrive_company_id: int, pipedriv
         pipedrive_user_id=pipedrive_user_id,
     )
     # Each receiver returns a list of prefixes (django-stubs types a receiver's answer as a string).
-    prefixes = [str(prefix) for _receiver, provided in answers for prefix in cast("list[str]", provided)]
+    prefixes = [prefix for _receiver, provided in answers for prefix in cast("list[str]", provided)]
     try:
         deleted = cache_delete_prefixes(prefixes)
     except Exception:  # a cache outage must not fail an uninstall; the entries expire by themselves
